@@ -1,0 +1,356 @@
+//! Validating events in order against what is already known (the store, through
+//! [`Context`]) plus the earlier events of the same batch.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use crate::error::DomainError;
+use crate::event::{apply_changes, Event};
+use crate::fold::fold_stream;
+use crate::state::{decide, evolve, CommitmentState};
+use crate::values::{EventId, Slug};
+
+/// What kind of subject an id names (ids are unique across kinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubjectKind {
+    /// Registered by `SourceRegistered`.
+    Source,
+    /// Opened by `CallHeld`.
+    Call,
+    /// Opened by `AgreementSigned`.
+    Document,
+    /// Opened by `ConsultationAgreed` / `InvitationExtended`.
+    Commitment,
+}
+
+impl SubjectKind {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectKind::Source => "source",
+            SubjectKind::Call => "call",
+            SubjectKind::Document => "document",
+            SubjectKind::Commitment => "commitment",
+        }
+    }
+    /// The kind an event opens, if it opens a subject.
+    pub fn opened_by(event: &Event) -> Option<SubjectKind> {
+        match event {
+            Event::SourceRegistered(_) => Some(SubjectKind::Source),
+            Event::CallHeld(_) => Some(SubjectKind::Call),
+            Event::AgreementSigned(_) => Some(SubjectKind::Document),
+            Event::ConsultationAgreed(_) | Event::InvitationExtended(_) => {
+                Some(SubjectKind::Commitment)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What the validator needs to know about the store. Implemented by the projection crate
+/// over the store and its views, and by an in-memory model in tests.
+pub trait Context {
+    /// The kind of subject `id` names, if it exists.
+    fn subject_kind(&self, id: &str) -> Option<SubjectKind>;
+    /// The current state of a commitment.
+    fn commitment(&self, id: &str) -> Option<CommitmentState>;
+    /// A stored event by id, with its stream.
+    fn event(&self, id: &EventId) -> Option<(String, Event)>;
+    /// All stored events of a stream, in order (used only for corrections and retractions).
+    fn stream_events(&self, stream: &str) -> Vec<Event>;
+}
+
+/// The verdict on one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Append it to this stream.
+    Append {
+        /// The stream (subject id; for corrections and retractions, the target's stream).
+        stream: String,
+    },
+    /// The same event (same id, same content) is already stored or earlier in the batch: a
+    /// no-op.
+    Duplicate,
+}
+
+/// How many batch events the validator keeps so that corrections and retractions can target
+/// events earlier in the same batch. Past it, such a correction is refused with a message.
+pub const BATCH_RETAIN_LIMIT: usize = 100_000;
+
+/// Validates events in order. Keeps compact state (subject kinds, commitment states, content
+/// fingerprints), not the events, so a million-line import streams through it.
+#[derive(Debug)]
+pub struct Validator<'c, C: Context> {
+    ctx: &'c C,
+    subjects: HashMap<String, SubjectKind>,
+    states: HashMap<String, Option<CommitmentState>>,
+    seen: HashMap<EventId, (u64, String)>,
+    retained: HashMap<String, Vec<Event>>,
+    retained_count: usize,
+    retracted: HashSet<EventId>,
+}
+
+fn fingerprint(bytes: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
+impl<'c, C: Context> Validator<'c, C> {
+    /// A validator over `ctx`.
+    pub fn new(ctx: &'c C) -> Self {
+        Validator {
+            ctx,
+            subjects: HashMap::new(),
+            states: HashMap::new(),
+            seen: HashMap::new(),
+            retained: HashMap::new(),
+            retained_count: 0,
+            retracted: HashSet::new(),
+        }
+    }
+
+    fn kind(&self, id: &str) -> Option<SubjectKind> {
+        self.subjects
+            .get(id)
+            .copied()
+            .or_else(|| self.ctx.subject_kind(id))
+    }
+
+    fn state(&self, id: &str) -> Option<CommitmentState> {
+        match self.states.get(id) {
+            Some(s) => s.clone(),
+            None => self.ctx.commitment(id),
+        }
+    }
+
+    fn require(&self, id: &Slug, want: SubjectKind, field: &str) -> Result<(), DomainError> {
+        match self.kind(id.as_str()) {
+            Some(k) if k == want => Ok(()),
+            Some(k) => Err(DomainError::Reference {
+                field: field.into(),
+                reason: format!("`{id}` is a {}, not a {}", k.as_str(), want.as_str()),
+            }),
+            None => Err(DomainError::Reference {
+                field: field.into(),
+                reason: format!("unknown {} `{id}`", want.as_str()),
+            }),
+        }
+    }
+
+    fn stream_events(&self, stream: &str) -> Vec<Event> {
+        let mut v = self.ctx.stream_events(stream);
+        if let Some(batch) = self.retained.get(stream) {
+            v.extend(batch.iter().cloned());
+        }
+        v
+    }
+
+    fn find_event(&self, id: &EventId) -> Option<(String, Event)> {
+        if let Some((_, stream)) = self.seen.get(id) {
+            return self
+                .retained
+                .get(stream)
+                .and_then(|evs| {
+                    evs.iter()
+                        .find(|e| e.event_id().as_ref() == Some(id))
+                        .cloned()
+                })
+                .map(|e| (stream.clone(), e));
+        }
+        self.ctx.event(id)
+    }
+
+    /// Checks one event (which must carry its `event_id` and `recorded_by` already) against
+    /// everything known so far and, if accepted, remembers its effects for later events.
+    pub fn check(&mut self, event: &Event) -> Result<Verdict, DomainError> {
+        let id = event
+            .event_id()
+            .ok_or_else(|| DomainError::field("event_id", "the event has no event_id"))?;
+        let body = event
+            .to_json()
+            .map_err(|e| DomainError::Malformed(e.to_string()))?;
+        let fp = fingerprint(&body);
+        if let Some((seen_fp, _)) = self.seen.get(&id) {
+            return if *seen_fp == fp {
+                Ok(Verdict::Duplicate)
+            } else {
+                Err(DomainError::field(
+                    "event_id",
+                    format!("event_id {id} is used earlier in this batch with different content"),
+                ))
+            };
+        }
+        if let Some((_, stored)) = self.ctx.event(&id) {
+            let stored_body = stored
+                .to_json()
+                .map_err(|e| DomainError::Malformed(e.to_string()))?;
+            return if stored_body == body {
+                Ok(Verdict::Duplicate)
+            } else {
+                Err(DomainError::field(
+                    "event_id",
+                    format!("event_id {id} is already stored with different content"),
+                ))
+            };
+        }
+        for (i, ev) in event.common().evidence.iter().enumerate() {
+            self.require(
+                &ev.source_id,
+                SubjectKind::Source,
+                &format!("evidence[{i}].source_id"),
+            )?;
+        }
+        let stream = match event {
+            Event::EventCorrected(_) | Event::EventRetracted(_) => self.check_meta(event)?,
+            _ => self.check_world(event)?,
+        };
+        self.seen.insert(id, (fp, stream.clone()));
+        if self.retained_count < BATCH_RETAIN_LIMIT {
+            self.retained
+                .entry(stream.clone())
+                .or_default()
+                .push(event.clone());
+            self.retained_count += 1;
+        }
+        Ok(Verdict::Append { stream })
+    }
+
+    fn check_world(&mut self, event: &Event) -> Result<String, DomainError> {
+        let subject = event
+            .subject()
+            .ok_or_else(|| DomainError::field("type", "event has no subject"))?
+            .clone();
+        let field = event.subject_field().unwrap_or("id");
+        match event {
+            Event::RoadmapReviewed(e) => {
+                self.require(&e.document_id, SubjectKind::Document, "document_id")?;
+                if let Some(c) = &e.reviewed_in {
+                    self.require(c, SubjectKind::Call, "reviewed_in")?;
+                }
+            }
+            Event::ConsultationAgreed(e) => {
+                if let Some(c) = &e.origin {
+                    self.require(c, SubjectKind::Call, "origin")?;
+                }
+            }
+            Event::InvitationExtended(e) => {
+                if let Some(c) = &e.origin {
+                    self.require(c, SubjectKind::Call, "origin")?;
+                }
+            }
+            Event::CommitmentFulfilled(e) => {
+                if let Some(c) = &e.by_call {
+                    self.require(c, SubjectKind::Call, "by_call")?;
+                }
+            }
+            Event::CommitmentReaffirmed(e) => {
+                if let Some(c) = &e.origin {
+                    self.require(c, SubjectKind::Call, "origin")?;
+                }
+            }
+            _ => {}
+        }
+        if let Some(kind) = SubjectKind::opened_by(event) {
+            if let Some(existing) = self.kind(subject.as_str()) {
+                return Err(DomainError::field(
+                    field,
+                    format!(
+                        "`{subject}` is already registered (as a {}); ids are unique across sources, calls, documents and commitments",
+                        existing.as_str()
+                    ),
+                ));
+            }
+            self.subjects.insert(subject.to_string(), kind);
+        } else if event.commitment_id().is_some() {
+            match self.kind(subject.as_str()) {
+                Some(SubjectKind::Commitment) => {}
+                Some(k) => {
+                    return Err(DomainError::Reference {
+                        field: field.into(),
+                        reason: format!("`{subject}` is a {}, not a commitment", k.as_str()),
+                    })
+                }
+                None => {
+                    return Err(DomainError::Reference {
+                        field: field.into(),
+                        reason: format!(
+                            "unknown commitment `{subject}`: {} needs an opened commitment",
+                            event.type_name()
+                        ),
+                    })
+                }
+            }
+        }
+        if event.commitment_id().is_some() {
+            let state = self.state(subject.as_str());
+            decide(state.as_ref(), event)?;
+            let next = evolve(state, event);
+            self.states.insert(subject.to_string(), next);
+        }
+        Ok(subject.to_string())
+    }
+
+    fn check_meta(&mut self, event: &Event) -> Result<String, DomainError> {
+        let target_id = match event {
+            Event::EventCorrected(e) => e.target_event_id,
+            Event::EventRetracted(e) => e.target_event_id,
+            _ => return Err(DomainError::field("type", "not a correction or retraction")),
+        };
+        let Some((stream, target)) = self.find_event(&target_id) else {
+            let reason = if self.seen.contains_key(&target_id) {
+                format!("event {target_id} is earlier in this batch but past the first {BATCH_RETAIN_LIMIT} events; import the correction separately")
+            } else {
+                format!("unknown event {target_id}")
+            };
+            return Err(DomainError::Reference {
+                field: "target_event_id".into(),
+                reason,
+            });
+        };
+        if matches!(target, Event::EventRetracted(_)) {
+            return Err(DomainError::field(
+                "target_event_id",
+                format!("event {target_id} is an EventRetracted, which cannot be corrected or retracted"),
+            ));
+        }
+        let mut events = self.stream_events(&stream);
+        let refs: Vec<&Event> = events.iter().collect();
+        let fold = fold_stream(&refs);
+        let pos = events.iter().position(|e| e.event_id() == Some(target_id));
+        let current = pos.and_then(|p| fold.effective.get(p).cloned().flatten());
+        if self.retracted.contains(&target_id)
+            || fold
+                .steps
+                .get(pos.unwrap_or(usize::MAX))
+                .is_some_and(|s| matches!(s.effect, crate::fold::Effect::Retracted(_)))
+        {
+            return Err(DomainError::field(
+                "target_event_id",
+                format!("event {target_id} is already retracted"),
+            ));
+        }
+        if let Event::EventCorrected(c) = event {
+            let base = match (&target, current) {
+                (Event::EventCorrected(_), _) => {
+                    return Err(DomainError::field(
+                        "target_event_id",
+                        "a correction cannot be corrected; retract it and record a new one",
+                    ))
+                }
+                (_, Some(cur)) => cur,
+                (t, None) => t.clone(),
+            };
+            apply_changes(&base, &c.changes)?;
+        } else {
+            self.retracted.insert(target_id);
+        }
+        if self.kind(&stream) == Some(SubjectKind::Commitment) {
+            events.push(event.clone());
+            let refs: Vec<&Event> = events.iter().collect();
+            let state = fold_stream(&refs).state;
+            self.states.insert(stream.clone(), state);
+        }
+        Ok(stream)
+    }
+}
