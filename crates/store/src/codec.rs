@@ -1,0 +1,717 @@
+//! Byte-level encodings: keys, packs, the event envelope, timestamps, hex.
+//!
+//! Nothing here touches sled; everything is pure and unit-tested.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use sha2::{Digest, Sha256};
+
+// ---------------------------------------------------------------- keys (tree "log")
+
+/// Metadata keys.
+pub(crate) const K_FORMAT: &[u8] = b"Mformat";
+pub(crate) const K_HEAD: &[u8] = b"Mhead";
+pub(crate) const K_COUNTS: &[u8] = b"Mcounts";
+pub(crate) const K_PENDING: &[u8] = b"Mpending";
+
+pub(crate) const P_PACK: u8 = b'P';
+pub(crate) const P_PART: u8 = b'X';
+pub(crate) const P_STREAM_IDX: u8 = b'S';
+pub(crate) const P_STREAM_VER: u8 = b'V';
+pub(crate) const P_ID: u8 = b'I';
+
+pub(crate) fn pack_key(first_seq: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = P_PACK;
+    k[1..].copy_from_slice(&first_seq.to_be_bytes());
+    k
+}
+
+pub(crate) fn pack_key_seq(key: &[u8]) -> Option<u64> {
+    if key.len() == 9 && key[0] == P_PACK {
+        Some(be_u64(&key[1..]))
+    } else {
+        None
+    }
+}
+
+pub(crate) fn part_key(first_seq: u64, part: u16) -> [u8; 11] {
+    let mut k = [0u8; 11];
+    k[0] = P_PART;
+    k[1..9].copy_from_slice(&first_seq.to_be_bytes());
+    k[9..].copy_from_slice(&part.to_be_bytes());
+    k
+}
+
+/// `S ‖ stream ‖ 0x00`: the prefix of one stream's index entries. The terminator keeps
+/// `call-1` from matching `call-10`.
+pub(crate) fn stream_idx_prefix(stream: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(stream.len() + 10);
+    k.push(P_STREAM_IDX);
+    k.extend_from_slice(stream.as_bytes());
+    k.push(0);
+    k
+}
+
+/// `S ‖ stream ‖ 0x00 ‖ version BE` → seq BE.
+pub(crate) fn stream_idx_key(stream: &str, version: u64) -> Vec<u8> {
+    let mut k = stream_idx_prefix(stream);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+/// Splits a stream index key into (stream, version).
+pub(crate) fn parse_stream_idx_key(key: &[u8]) -> Option<(&str, u64)> {
+    if key.len() < 11 || key[0] != P_STREAM_IDX || key[key.len() - 9] != 0 {
+        return None;
+    }
+    let stream = std::str::from_utf8(&key[1..key.len() - 9]).ok()?;
+    Some((stream, be_u64(&key[key.len() - 8..])))
+}
+
+/// `V ‖ stream` → current version BE.
+pub(crate) fn stream_ver_key(stream: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(stream.len() + 1);
+    k.push(P_STREAM_VER);
+    k.extend_from_slice(stream.as_bytes());
+    k
+}
+
+/// `I ‖ uuid (16 bytes)` → seq BE.
+pub(crate) fn id_key(id: &uuid::Uuid) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = P_ID;
+    k[1..].copy_from_slice(id.as_bytes());
+    k
+}
+
+pub(crate) fn be_u64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    let n = b.len().min(8);
+    a[8 - n..].copy_from_slice(&b[..n]);
+    u64::from_be_bytes(a)
+}
+
+/// Reads a u64 value that must be exactly 8 bytes.
+pub(crate) fn be_u64_exact(b: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(b).ok().map(u64::from_be_bytes)
+}
+
+// ---------------------------------------------------------------- head metadata
+
+/// The published head: `seq BE ‖ hash (32) ‖ recorded_at micros (i64 BE)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct HeadRec {
+    pub seq: u64,
+    pub hash: [u8; 32],
+    pub rec_micros: i64,
+}
+
+impl HeadRec {
+    pub(crate) fn encode(&self) -> [u8; 48] {
+        let mut v = [0u8; 48];
+        v[..8].copy_from_slice(&self.seq.to_be_bytes());
+        v[8..40].copy_from_slice(&self.hash);
+        v[40..].copy_from_slice(&self.rec_micros.to_be_bytes());
+        v
+    }
+    pub(crate) fn decode(b: &[u8]) -> Option<HeadRec> {
+        if b.len() != 48 {
+            return None;
+        }
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&b[8..40]);
+        Some(HeadRec {
+            seq: be_u64(&b[..8]),
+            hash,
+            rec_micros: be_u64(&b[40..]) as i64,
+        })
+    }
+}
+
+pub(crate) fn encode_counts(events: u64, streams: u64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&events.to_be_bytes());
+    v[8..].copy_from_slice(&streams.to_be_bytes());
+    v
+}
+
+pub(crate) fn decode_counts(b: &[u8]) -> Option<(u64, u64)> {
+    if b.len() != 16 {
+        return None;
+    }
+    Some((be_u64(&b[..8]), be_u64(&b[8..])))
+}
+
+// ---------------------------------------------------------------- packs
+
+/// Codec byte: payload stored as is.
+pub(crate) const CODEC_NONE: u8 = 0;
+/// Codec byte: payload compressed with LZ4 (block format, lz4_flex).
+pub(crate) const CODEC_LZ4: u8 = 1;
+/// Pack header length in bytes.
+pub(crate) const PACK_HEADER_LEN: usize = 27;
+/// A pack stops taking events once its raw payload would exceed this.
+pub(crate) const PACK_RAW_CAP: usize = 64 * 1024;
+/// Largest sled value we write (well under sled's ~128 KiB blob threshold: blobs are never fsynced).
+pub(crate) const MAX_PART: usize = 60 * 1024;
+/// A decoded raw payload larger than this is treated as corrupt (guards allocations).
+const MAX_RAW_LEN: u32 = 256 * 1024 * 1024;
+
+/// The fixed header at the start of a pack's first part.
+///
+/// Layout: `codec u8 ‖ count u32 BE ‖ raw_len u32 BE ‖ first_recorded_at i64 BE (µs) ‖
+/// last_recorded_at i64 BE (µs) ‖ extra_parts u16 BE`, then the (compressed) payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PackHeader {
+    pub codec: u8,
+    pub count: u32,
+    pub raw_len: u32,
+    pub first_rec: i64,
+    pub last_rec: i64,
+    pub extra_parts: u16,
+}
+
+impl PackHeader {
+    pub(crate) fn decode(b: &[u8]) -> Result<PackHeader, String> {
+        if b.len() < PACK_HEADER_LEN {
+            return Err(format!("pack shorter than its header ({} bytes)", b.len()));
+        }
+        let h = PackHeader {
+            codec: b[0],
+            count: u32::from_be_bytes([b[1], b[2], b[3], b[4]]),
+            raw_len: u32::from_be_bytes([b[5], b[6], b[7], b[8]]),
+            first_rec: be_u64(&b[9..17]) as i64,
+            last_rec: be_u64(&b[17..25]) as i64,
+            extra_parts: u16::from_be_bytes([b[25], b[26]]),
+        };
+        if h.codec != CODEC_NONE && h.codec != CODEC_LZ4 {
+            return Err(format!("unknown pack codec {}", h.codec));
+        }
+        if h.count == 0 {
+            return Err("pack with zero events".into());
+        }
+        if h.raw_len > MAX_RAW_LEN {
+            return Err(format!("implausible raw length {}", h.raw_len));
+        }
+        Ok(h)
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        out.push(self.codec);
+        out.extend_from_slice(&self.count.to_be_bytes());
+        out.extend_from_slice(&self.raw_len.to_be_bytes());
+        out.extend_from_slice(&self.first_rec.to_be_bytes());
+        out.extend_from_slice(&self.last_rec.to_be_bytes());
+        out.extend_from_slice(&self.extra_parts.to_be_bytes());
+    }
+}
+
+/// Accumulates consecutive events for one pack. Raw payload: per event `len u32 BE ‖ B`.
+#[derive(Debug, Clone)]
+pub(crate) struct PackBuilder {
+    pub first_seq: u64,
+    pub count: u32,
+    pub raw: Vec<u8>,
+    pub first_rec: i64,
+    pub last_rec: i64,
+}
+
+impl PackBuilder {
+    pub(crate) fn new(first_seq: u64) -> PackBuilder {
+        PackBuilder {
+            first_seq,
+            count: 0,
+            raw: Vec::with_capacity(PACK_RAW_CAP + 1024),
+            first_rec: 0,
+            last_rec: 0,
+        }
+    }
+
+    /// Rebuilds a builder from a decoded pack (for appending to the tail pack).
+    pub(crate) fn from_decoded(first_seq: u64, header: &PackHeader, raw: Vec<u8>) -> PackBuilder {
+        PackBuilder {
+            first_seq,
+            count: header.count,
+            raw,
+            first_rec: header.first_rec,
+            last_rec: header.last_rec,
+        }
+    }
+
+    /// Whether adding an event of `len` bytes would overflow the cap (an empty pack takes anything).
+    pub(crate) fn would_overflow(&self, len: usize) -> bool {
+        self.count > 0 && self.raw.len() + 4 + len > PACK_RAW_CAP
+    }
+
+    pub(crate) fn push(&mut self, b: &[u8], rec_micros: i64) {
+        if self.count == 0 {
+            self.first_rec = rec_micros;
+        }
+        self.last_rec = rec_micros;
+        self.count += 1;
+        self.raw.extend_from_slice(&(b.len() as u32).to_be_bytes());
+        self.raw.extend_from_slice(b);
+    }
+
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.first_seq + u64::from(self.count)
+    }
+
+    /// Encodes into sled values: the first part (header + payload start) and extra parts.
+    pub(crate) fn encode(&self) -> Vec<Vec<u8>> {
+        let compressed = lz4_flex::block::compress(&self.raw);
+        let (codec, payload) = if compressed.len() < self.raw.len() {
+            (CODEC_LZ4, compressed)
+        } else {
+            (CODEC_NONE, self.raw.clone())
+        };
+        let first_cap = MAX_PART - PACK_HEADER_LEN;
+        let extra = if payload.len() > first_cap {
+            (payload.len() - first_cap).div_ceil(MAX_PART)
+        } else {
+            0
+        };
+        let header = PackHeader {
+            codec,
+            count: self.count,
+            raw_len: self.raw.len() as u32,
+            first_rec: self.first_rec,
+            last_rec: self.last_rec,
+            extra_parts: extra as u16,
+        };
+        let mut first = Vec::with_capacity(PACK_HEADER_LEN + payload.len().min(first_cap));
+        header.encode_into(&mut first);
+        first.extend_from_slice(&payload[..payload.len().min(first_cap)]);
+        let mut parts = vec![first];
+        if extra > 0 {
+            for chunk in payload[first_cap..].chunks(MAX_PART) {
+                parts.push(chunk.to_vec());
+            }
+        }
+        parts
+    }
+}
+
+/// Decompresses a pack's payload (all parts concatenated after the header) to its raw form.
+pub(crate) fn decompress_payload(header: &PackHeader, payload: &[u8]) -> Result<Vec<u8>, String> {
+    let raw = match header.codec {
+        CODEC_NONE => payload.to_vec(),
+        CODEC_LZ4 => lz4_flex::block::decompress(payload, header.raw_len as usize)
+            .map_err(|e| format!("lz4 decompression failed: {e}"))?,
+        c => return Err(format!("unknown pack codec {c}")),
+    };
+    if raw.len() != header.raw_len as usize {
+        return Err(format!(
+            "raw payload is {} bytes, header says {}",
+            raw.len(),
+            header.raw_len
+        ));
+    }
+    Ok(raw)
+}
+
+/// Splits a raw payload into its events' byte ranges; checks the count and that nothing is left over.
+pub(crate) fn split_raw(raw: &[u8], count: u32) -> Result<Vec<std::ops::Range<usize>>, String> {
+    let mut out = Vec::with_capacity(count as usize);
+    let mut pos = 0usize;
+    while pos < raw.len() {
+        if raw.len() - pos < 4 {
+            return Err(format!("truncated event length at raw offset {pos}"));
+        }
+        let len = u32::from_be_bytes([raw[pos], raw[pos + 1], raw[pos + 2], raw[pos + 3]]) as usize;
+        pos += 4;
+        if raw.len() - pos < len {
+            return Err(format!(
+                "event of {len} bytes overruns the pack at raw offset {pos}"
+            ));
+        }
+        out.push(pos..pos + len);
+        pos += len;
+    }
+    if out.len() != count as usize {
+        return Err(format!(
+            "pack holds {} events, header says {count}",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- envelope
+
+/// Whether `s` is a stream slug `[a-z0-9][a-z0-9._-]{0,79}`.
+pub fn is_valid_stream(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 80
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b[1..].iter().all(|&c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'_' || c == b'-'
+        })
+}
+
+/// Builds the stored bytes B of one event.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn build_envelope(
+    out: &mut Vec<u8>,
+    seq: u64,
+    stream: &str,
+    stream_version: u64,
+    recorded_at: &str,
+    schema_version: u32,
+    prev_hash: &[u8; 32],
+    body: &[u8],
+) {
+    use std::io::Write as _;
+    out.clear();
+    out.reserve(160 + stream.len() + body.len());
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        out,
+        "{{\"seq\":{seq},\"stream\":\"{stream}\",\"stream_version\":{stream_version},\"recorded_at\":\"{recorded_at}\",\"schema_version\":{schema_version},\"prev_hash\":\""
+    );
+    push_hex(out, prev_hash);
+    out.extend_from_slice(b"\",");
+    out.extend_from_slice(&body[1..]);
+}
+
+/// The store fields parsed out of B.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Envelope<'a> {
+    pub seq: u64,
+    pub stream: &'a str,
+    pub stream_version: u64,
+    pub recorded_at: &'a str,
+    pub schema_version: u32,
+    pub prev_hash: [u8; 32],
+    /// Offset in B where the event's own fields start (just after `"prev_hash":"…",`).
+    pub body_start: usize,
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn lit(&mut self, s: &str) -> Result<(), String> {
+        let s = s.as_bytes();
+        if self.b.len() >= self.pos + s.len() && &self.b[self.pos..self.pos + s.len()] == s {
+            self.pos += s.len();
+            Ok(())
+        } else {
+            Err(format!(
+                "expected {:?} at byte {}",
+                String::from_utf8_lossy(s),
+                self.pos
+            ))
+        }
+    }
+    fn num(&mut self) -> Result<u64, String> {
+        let start = self.pos;
+        while self.pos < self.b.len() && self.b[self.pos].is_ascii_digit() {
+            self.pos += 1;
+        }
+        let digits = &self.b[start..self.pos];
+        if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
+            return Err(format!("expected a number at byte {start}"));
+        }
+        std::str::from_utf8(digits)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| format!("number out of range at byte {start}"))
+    }
+    fn until_quote(&mut self) -> Result<&'a str, String> {
+        let start = self.pos;
+        while self.pos < self.b.len() && self.b[self.pos] != b'"' {
+            self.pos += 1;
+        }
+        if self.pos >= self.b.len() {
+            return Err(format!("unterminated string at byte {start}"));
+        }
+        let s = std::str::from_utf8(&self.b[start..self.pos])
+            .map_err(|_| format!("invalid UTF-8 at byte {start}"))?;
+        self.pos += 1;
+        Ok(s)
+    }
+}
+
+/// Parses the store fields at the start of B (strictly: exactly the layout the store writes).
+pub(crate) fn parse_envelope(b: &[u8]) -> Result<Envelope<'_>, String> {
+    let mut c = Cursor { b, pos: 0 };
+    c.lit("{\"seq\":")?;
+    let seq = c.num()?;
+    c.lit(",\"stream\":\"")?;
+    let stream = c.until_quote()?;
+    if !is_valid_stream(stream) {
+        return Err(format!("invalid stream id {stream:?}"));
+    }
+    c.lit(",\"stream_version\":")?;
+    let stream_version = c.num()?;
+    c.lit(",\"recorded_at\":\"")?;
+    let recorded_at = c.until_quote()?;
+    if recorded_at.len() != 27 {
+        return Err(format!("malformed recorded_at {recorded_at:?}"));
+    }
+    c.lit(",\"schema_version\":")?;
+    let schema_version =
+        u32::try_from(c.num()?).map_err(|_| "schema_version out of range".to_string())?;
+    c.lit(",\"prev_hash\":\"")?;
+    let hex = c.until_quote()?;
+    let prev_hash = parse_hex32(hex).ok_or_else(|| format!("malformed prev_hash {hex:?}"))?;
+    c.lit(",\"")?;
+    let body_start = c.pos - 1;
+    if b.last() != Some(&b'}') {
+        return Err("event bytes do not end with '}'".into());
+    }
+    if seq == 0 || stream_version == 0 {
+        return Err("seq and stream_version start at 1".into());
+    }
+    Ok(Envelope {
+        seq,
+        stream,
+        stream_version,
+        recorded_at,
+        schema_version,
+        prev_hash,
+        body_start,
+    })
+}
+
+/// Lower-case hex SHA-256.
+pub(crate) fn sha256(b: &[u8]) -> [u8; 32] {
+    Sha256::digest(b).into()
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+pub(crate) fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &x in bytes {
+        out.push(HEX[(x >> 4) as usize]);
+        out.push(HEX[(x & 15) as usize]);
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    let mut v = Vec::with_capacity(bytes.len() * 2);
+    push_hex(&mut v, bytes);
+    String::from_utf8(v).unwrap_or_default()
+}
+
+/// Parses 64 lower-case hex digits.
+pub(crate) fn parse_hex32(s: &str) -> Option<[u8; 32]> {
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let nib = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    for i in 0..32 {
+        out[i] = (nib(b[2 * i])? << 4) | nib(b[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+// ---------------------------------------------------------------- time
+
+/// Formats as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub(crate) fn format_micros(micros: i64) -> String {
+    match DateTime::<Utc>::from_timestamp_micros(micros) {
+        Some(dt) => dt.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        None => "1970-01-01T00:00:00.000000Z".to_string(),
+    }
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS.ffffffZ` to microseconds since the epoch.
+pub(crate) fn parse_recorded_at(s: &str) -> Option<i64> {
+    if s.len() != 27 {
+        return None;
+    }
+    let dt = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.6fZ").ok()?;
+    let micros = dt.and_utc().timestamp_micros();
+    // Only the canonical spelling round-trips.
+    (format_micros(micros) == s).then_some(micros)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_slugs() {
+        assert!(is_valid_stream("call-1"));
+        assert!(is_valid_stream("0a._-z"));
+        assert!(is_valid_stream(&"a".repeat(80)));
+        assert!(!is_valid_stream(&"a".repeat(81)));
+        assert!(!is_valid_stream(""));
+        assert!(!is_valid_stream("-a"));
+        assert!(!is_valid_stream("Call"));
+        assert!(!is_valid_stream("a b"));
+        assert!(!is_valid_stream("a\"b"));
+    }
+
+    #[test]
+    fn stream_index_keys_sort_and_do_not_alias() {
+        let a = stream_idx_key("call-1", 2);
+        let b = stream_idx_key("call-1", 10);
+        let c = stream_idx_key("call-10", 1);
+        assert!(a < b);
+        assert!(!c.starts_with(&stream_idx_prefix("call-1")));
+        assert!(a.starts_with(&stream_idx_prefix("call-1")));
+        assert_eq!(parse_stream_idx_key(&b), Some(("call-1", 10)));
+        assert_eq!(parse_stream_idx_key(b"Sx"), None);
+    }
+
+    #[test]
+    fn pack_keys_are_ordered_by_seq() {
+        assert!(pack_key(255) < pack_key(256));
+        assert_eq!(pack_key_seq(&pack_key(77)), Some(77));
+        assert_eq!(pack_key_seq(b"Pshort"), None);
+        assert!(part_key(1, 2) < part_key(2, 0));
+    }
+
+    #[test]
+    fn head_and_counts_roundtrip() {
+        let h = HeadRec {
+            seq: 9,
+            hash: [7; 32],
+            rec_micros: 1_700_000_000_000_000,
+        };
+        assert_eq!(HeadRec::decode(&h.encode()), Some(h));
+        assert_eq!(HeadRec::decode(b"short"), None);
+        assert_eq!(decode_counts(&encode_counts(3, 4)), Some((3, 4)));
+    }
+
+    fn decode_all(parts: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, String> {
+        let h = PackHeader::decode(&parts[0])?;
+        assert_eq!(h.extra_parts as usize, parts.len() - 1);
+        let mut payload = parts[0][PACK_HEADER_LEN..].to_vec();
+        for p in &parts[1..] {
+            payload.extend_from_slice(p);
+        }
+        let raw = decompress_payload(&h, &payload)?;
+        Ok(split_raw(&raw, h.count)?
+            .into_iter()
+            .map(|r| raw[r].to_vec())
+            .collect())
+    }
+
+    #[test]
+    fn pack_roundtrip_small_and_compressed() {
+        let mut p = PackBuilder::new(5);
+        let evs: Vec<Vec<u8>> = (0..100)
+            .map(|i| {
+                format!("{{\"type\":\"X\",\"n\":{i},\"pad\":\"aaaaaaaaaaaaaaaaaaaaaaa\"}}")
+                    .into_bytes()
+            })
+            .collect();
+        for (i, e) in evs.iter().enumerate() {
+            p.push(e, 1000 + i as i64);
+        }
+        let parts = p.encode();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0][0], CODEC_LZ4);
+        let h = PackHeader::decode(&parts[0]).unwrap();
+        assert_eq!((h.count, h.first_rec, h.last_rec), (100, 1000, 1099));
+        assert_eq!(decode_all(&parts).unwrap(), evs);
+        assert_eq!(p.next_seq(), 105);
+    }
+
+    #[test]
+    fn pack_with_huge_incompressible_event_is_split_into_parts() {
+        // Pseudo-random bytes: lz4 cannot shrink them, so the codec falls back to none.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let big: Vec<u8> = (0..300_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let mut p = PackBuilder::new(1);
+        p.push(&big, 1);
+        let parts = p.encode();
+        assert!(parts.len() > 1);
+        assert!(parts.iter().all(|v| v.len() <= MAX_PART));
+        assert_eq!(parts[0][0], CODEC_NONE);
+        assert_eq!(decode_all(&parts).unwrap(), vec![big]);
+    }
+
+    #[test]
+    fn damaged_packs_give_errors_not_panics() {
+        let mut p = PackBuilder::new(1);
+        for i in 0..50 {
+            p.push(format!("{{\"type\":\"X\",\"i\":{i}}}").as_bytes(), 0);
+        }
+        let parts = p.encode();
+        let good = &parts[0];
+        for cut in 0..good.len() {
+            let _ = decode_all(&[good[..cut].to_vec()]);
+        }
+        let mut garbage = good.clone();
+        for (i, b) in garbage.iter_mut().enumerate().skip(PACK_HEADER_LEN) {
+            *b = b.wrapping_mul(31).wrapping_add(i as u8);
+        }
+        assert!(decode_all(&[garbage]).is_err());
+        assert!(PackHeader::decode(&[9; 40]).is_err());
+    }
+
+    #[test]
+    fn envelope_roundtrip() {
+        let mut b = Vec::new();
+        let body = br#"{"type":"CallHeld","event_id":"x"}"#;
+        build_envelope(
+            &mut b,
+            12,
+            "call-1",
+            3,
+            "2024-01-02T03:04:05.000006Z",
+            1,
+            &[0xab; 32],
+            body,
+        );
+        let s = std::str::from_utf8(&b).unwrap();
+        assert!(s.starts_with("{\"seq\":12,\"stream\":\"call-1\",\"stream_version\":3,"));
+        assert!(s.ends_with(",\"type\":\"CallHeld\",\"event_id\":\"x\"}"));
+        let e = parse_envelope(&b).unwrap();
+        assert_eq!(e.seq, 12);
+        assert_eq!(e.stream, "call-1");
+        assert_eq!(e.stream_version, 3);
+        assert_eq!(e.recorded_at, "2024-01-02T03:04:05.000006Z");
+        assert_eq!(e.schema_version, 1);
+        assert_eq!(e.prev_hash, [0xab; 32]);
+        let mut body_json = vec![b'{'];
+        body_json.extend_from_slice(&b[e.body_start..]);
+        assert_eq!(body_json, body);
+        let _: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert!(parse_envelope(b"{\"seq\":01,").is_err());
+        assert!(parse_envelope(b"").is_err());
+    }
+
+    #[test]
+    fn time_format_roundtrip() {
+        let m = 1_706_000_000_123_456;
+        let s = format_micros(m);
+        assert_eq!(s.len(), 27);
+        assert_eq!(parse_recorded_at(&s), Some(m));
+        assert_eq!(parse_recorded_at("2024-01-02T03:04:05Z"), None);
+    }
+
+    #[test]
+    fn hex_roundtrip() {
+        let h = sha256(b"abc");
+        assert_eq!(
+            to_hex(&h),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(parse_hex32(&to_hex(&h)), Some(h));
+        assert_eq!(parse_hex32(&to_hex(&h).to_uppercase()), None);
+    }
+}

@@ -1,0 +1,1001 @@
+//! The store: open, append, read.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, RwLock};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::codec::{self, HeadRec, PackBuilder, PackHeader};
+use crate::error::{corrupt, Result, StoreError};
+use crate::types::*;
+
+/// The store format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the writer knows about the published log.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Published {
+    pub head: HeadRec,
+    pub events: u64,
+    pub streams: u64,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    synced: u64,
+    leader: bool,
+}
+
+/// An event store on sled. `Send + Sync`; appends are serialised by an internal writer mutex,
+/// durability is shared between concurrent appenders (group commit).
+pub struct Store {
+    pub(crate) path: PathBuf,
+    pub(crate) db: sled::Db,
+    pub(crate) log: sled::Tree,
+    pub(crate) views: sled::Tree,
+    db_file: File,
+    writer: Mutex<Option<String>>, // Some(reason) = poisoned
+    pub(crate) published: RwLock<Published>,
+    pub(crate) view_lock: Mutex<()>,
+    commits: AtomicU64,
+    sync: Mutex<SyncState>,
+    sync_cv: Condvar,
+    pub(crate) clock: Clock,
+    large_batch_threshold: usize,
+    chunk_events: usize,
+    tail_rewrite_limit: usize,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("published", &self.published())
+            .finish_non_exhaustive()
+    }
+}
+
+fn map_open_error(e: sled::Error, path: &Path) -> StoreError {
+    match e {
+        sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
+            StoreError::Locked {
+                path: path.to_path_buf(),
+            }
+        }
+        other => StoreError::Sled(other),
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in directory `path`.
+    ///
+    /// Fails with [`StoreError::Locked`] when another process has it open and with
+    /// [`StoreError::UnsupportedFormat`] when it was written by another format version.
+    /// Removes leftovers of an interrupted large append (anything past the published head).
+    pub fn open(path: &Path, opts: OpenOptions) -> Result<Store> {
+        if !opts.create && !path.join("db").exists() {
+            return Err(StoreError::NotFound {
+                path: path.to_path_buf(),
+            });
+        }
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(opts.cache_capacity)
+            .open()
+            .map_err(|e| map_open_error(e, path))?;
+        let log = db.open_tree("log")?;
+        let views = db.open_tree("views")?;
+        let db_file = File::open(path.join("db"))?;
+
+        match log.get(codec::K_FORMAT)? {
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_ref())
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(0);
+                if found != FORMAT_VERSION {
+                    return Err(StoreError::UnsupportedFormat {
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+            }
+            None => {
+                if !log.is_empty() {
+                    return Err(StoreError::UnsupportedFormat {
+                        found: 0,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                log.insert(codec::K_FORMAT, &FORMAT_VERSION.to_be_bytes())?;
+                db.flush()?;
+                db_file.sync_all()?;
+            }
+        }
+        let head = match log.get(codec::K_HEAD)? {
+            Some(v) => HeadRec::decode(&v).ok_or_else(|| corrupt(0, "malformed head metadata"))?,
+            None => HeadRec::default(),
+        };
+        let (events, streams) = match log.get(codec::K_COUNTS)? {
+            Some(v) => {
+                codec::decode_counts(&v).ok_or_else(|| corrupt(0, "malformed counts metadata"))?
+            }
+            None => (0, 0),
+        };
+        let store = Store {
+            path: path.to_path_buf(),
+            db,
+            log,
+            views,
+            db_file,
+            writer: Mutex::new(None),
+            published: RwLock::new(Published {
+                head,
+                events,
+                streams,
+            }),
+            view_lock: Mutex::new(()),
+            commits: AtomicU64::new(0),
+            sync: Mutex::new(SyncState::default()),
+            sync_cv: Condvar::new(),
+            clock: opts.clock,
+            large_batch_threshold: opts.large_batch_threshold.max(1),
+            chunk_events: opts.chunk_events.max(1),
+            tail_rewrite_limit: opts.tail_rewrite_limit,
+        };
+        if store.discard_past_head(head.seq)? {
+            store.flush_durable()?;
+        }
+        store.views_cleanup()?;
+        Ok(store)
+    }
+
+    pub(crate) fn published(&self) -> Published {
+        *self.published.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_published_pub(&self, p: Published) {
+        self.set_published(p);
+    }
+
+    fn set_published(&self, p: Published) {
+        *self.published.write().unwrap_or_else(|e| e.into_inner()) = p;
+    }
+
+    /// Removes packs, parts and index entries past `head_seq` (leftovers of an interrupted
+    /// large append). Returns whether anything was removed.
+    fn discard_past_head(&self, head_seq: u64) -> Result<bool> {
+        let pending = self.log.get(codec::K_PENDING)?.is_some();
+        let mut batch = sled::Batch::default();
+        let mut any = pending;
+        let start = codec::pack_key(head_seq.saturating_add(1));
+        let end = [codec::P_PACK + 1];
+        for kv in self.log.range(start.as_slice()..end.as_slice()) {
+            let (k, v) = kv?;
+            any = true;
+            batch.remove(k.clone());
+            let Some(first_seq) = codec::pack_key_seq(&k) else {
+                continue;
+            };
+            // Best effort: index entries of the leftover events.
+            if let Ok(events) = self.decode_pack_value(first_seq, &v) {
+                for e in events {
+                    let vk = codec::stream_idx_key(&e.stream, e.stream_version);
+                    batch.remove(vk);
+                    if let Some(id) = e.event_id() {
+                        let ik = codec::id_key(&id);
+                        if let Some(s) = self.log.get(ik)? {
+                            if codec::be_u64(&s) > head_seq {
+                                batch.remove(&ik[..]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let pstart = codec::part_key(head_seq.saturating_add(1), 0);
+        let pend = [codec::P_PART + 1];
+        for kv in self.log.range(pstart.as_slice()..pend.as_slice()) {
+            let (k, _) = kv?;
+            any = true;
+            batch.remove(k);
+        }
+        if pending {
+            batch.remove(codec::K_PENDING);
+        }
+        if any {
+            self.log.apply_batch(batch)?;
+        }
+        Ok(any)
+    }
+
+    // ------------------------------------------------------------------ durability
+
+    fn flush_and_fsync(&self) -> Result<()> {
+        self.db.flush()?;
+        self.db_file.sync_all()?;
+        Ok(())
+    }
+
+    /// `db.flush()` (which on Linux is only `sync_file_range`) plus an fsync of `<dir>/db`.
+    pub fn flush_durable(&self) -> Result<()> {
+        let ticket = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
+        self.sync_through(ticket)
+    }
+
+    /// Group commit: returns once a flush+fsync that started after commit `ticket` finished.
+    pub(crate) fn sync_through(&self, ticket: u64) -> Result<()> {
+        let mut st = lock(&self.sync);
+        loop {
+            if st.synced >= ticket {
+                return Ok(());
+            }
+            if st.leader {
+                st = self.sync_cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            st.leader = true;
+            let target = self.commits.load(Ordering::SeqCst);
+            drop(st);
+            let r = self.flush_and_fsync();
+            st = lock(&self.sync);
+            st.leader = false;
+            if r.is_ok() {
+                st.synced = st.synced.max(target);
+            }
+            self.sync_cv.notify_all();
+            r?;
+        }
+    }
+
+    pub(crate) fn next_ticket(&self) -> u64 {
+        self.commits.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    // ------------------------------------------------------------------ reads
+
+    /// The published head.
+    pub fn head(&self) -> Result<Head> {
+        let p = self.published();
+        Ok(Head {
+            seq: p.head.seq,
+            hash: p.head.hash,
+            recorded_at: (p.head.seq > 0).then(|| codec::format_micros(p.head.rec_micros)),
+        })
+    }
+
+    /// The current version of `stream` (0 = no stream).
+    pub fn stream_version(&self, stream: &str) -> Result<u64> {
+        Ok(self
+            .log
+            .get(codec::stream_ver_key(stream))?
+            .map(|v| codec::be_u64(&v))
+            .unwrap_or(0))
+    }
+
+    /// Up to 50 stream ids starting with `prefix`, in order (for unique-prefix resolution).
+    pub fn streams_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for kv in self.log.scan_prefix(codec::stream_ver_key(prefix)) {
+            let (k, _) = kv?;
+            out.push(String::from_utf8_lossy(&k[1..]).into_owned());
+            if out.len() >= 50 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Counters and sizes (no scans).
+    pub fn stats(&self) -> Result<Stats> {
+        let p = self.published();
+        Ok(Stats {
+            events: p.events,
+            streams: p.streams,
+            head_seq: p.head.seq,
+            last_recorded_at: (p.head.seq > 0).then(|| codec::format_micros(p.head.rec_micros)),
+            bytes_on_disk: self.db.size_on_disk()?,
+        })
+    }
+
+    /// Reads a pack's value (plus extra parts) and decodes its events.
+    pub(crate) fn decode_pack_value(&self, first_seq: u64, v: &[u8]) -> Result<Vec<StoredEvent>> {
+        let (header, raw) = self.decode_pack_raw(first_seq, v)?;
+        let ranges = codec::split_raw(&raw, header.count)
+            .map_err(|d| pack_corrupt(first_seq, header.count, &d))?;
+        let mut out = Vec::with_capacity(ranges.len());
+        for (i, r) in ranges.into_iter().enumerate() {
+            let seq = first_seq + i as u64;
+            let e = StoredEvent::from_bytes(raw[r].to_vec())
+                .map_err(|d| pack_corrupt(first_seq, header.count, &format!("event {seq}: {d}")))?;
+            if e.seq != seq {
+                return Err(pack_corrupt(
+                    first_seq,
+                    header.count,
+                    &format!("event at position {seq} says seq {}", e.seq),
+                ));
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn decode_pack_raw(
+        &self,
+        first_seq: u64,
+        v: &[u8],
+    ) -> Result<(PackHeader, Vec<u8>)> {
+        let header = PackHeader::decode(v).map_err(|d| pack_corrupt(first_seq, 0, &d))?;
+        let mut payload;
+        let payload_ref: &[u8] = if header.extra_parts == 0 {
+            &v[codec::PACK_HEADER_LEN..]
+        } else {
+            payload = v[codec::PACK_HEADER_LEN..].to_vec();
+            for part in 1..=header.extra_parts {
+                match self.log.get(codec::part_key(first_seq, part))? {
+                    Some(p) => payload.extend_from_slice(&p),
+                    None => {
+                        return Err(pack_corrupt(
+                            first_seq,
+                            header.count,
+                            &format!("missing part {part}"),
+                        ))
+                    }
+                }
+            }
+            &payload
+        };
+        let raw = codec::decompress_payload(&header, payload_ref)
+            .map_err(|d| pack_corrupt(first_seq, header.count, &d))?;
+        Ok((header, raw))
+    }
+
+    /// The pack holding `seq`: (first_seq, value).
+    pub(crate) fn pack_containing(&self, seq: u64) -> Result<Option<(u64, sled::IVec)>> {
+        let lo = codec::pack_key(0);
+        let hi = codec::pack_key(seq);
+        match self.log.range(lo.as_slice()..=hi.as_slice()).next_back() {
+            Some(kv) => {
+                let (k, v) = kv?;
+                Ok(codec::pack_key_seq(&k).map(|s| (s, v)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The event at `seq` (must be ≤ the head).
+    pub(crate) fn event_at(&self, seq: u64) -> Result<StoredEvent> {
+        let (first, v) = self
+            .pack_containing(seq)?
+            .ok_or_else(|| corrupt(seq, "no pack holds this seq"))?;
+        let events = self.decode_pack_value(first, &v)?;
+        events
+            .into_iter()
+            .nth((seq - first) as usize)
+            .ok_or_else(|| corrupt(seq, format!("pack at {first} does not reach seq {seq}")))
+    }
+
+    /// Streams the log from `from_seq` to `to_seq` (inclusive; default the head), one pack
+    /// decompressed at a time.
+    pub fn read_log(&self, from_seq: u64, to_seq: Option<u64>) -> LogIter<'_> {
+        let head = self.published().head.seq;
+        let to = to_seq.map_or(head, |t| t.min(head));
+        LogIter {
+            store: self,
+            next: from_seq.max(1),
+            to,
+            buf: std::collections::VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// The events of `stream` from version `from_version` (1-based; 0 or 1 = all), in order.
+    pub fn read_stream(&self, stream: &str, from_version: u64) -> Result<Vec<StoredEvent>> {
+        let head = self.published().head.seq;
+        let start = codec::stream_idx_key(stream, from_version.max(1));
+        let prefix = codec::stream_idx_prefix(stream);
+        let mut end = prefix.clone();
+        end.extend_from_slice(&[0xff; 9]);
+        let mut out = Vec::new();
+        let mut cache: Option<(u64, Vec<StoredEvent>)> = None;
+        for kv in self.log.range(start..end) {
+            let (k, v) = kv?;
+            let seq = codec::be_u64_exact(&v).ok_or_else(|| {
+                corrupt(0, format!("malformed stream index value under {stream}"))
+            })?;
+            if seq == 0 || seq > head {
+                continue;
+            }
+            let hit = matches!(&cache, Some((first, evs)) if seq >= *first && seq < *first + evs.len() as u64);
+            if !hit {
+                let (first, pv) = self
+                    .pack_containing(seq)?
+                    .ok_or_else(|| corrupt(seq, "no pack holds this seq"))?;
+                cache = Some((first, self.decode_pack_value(first, &pv)?));
+            }
+            let Some((first, evs)) = &cache else { continue };
+            let e = evs
+                .get((seq - first) as usize)
+                .ok_or_else(|| corrupt(seq, "pack does not reach this seq"))?;
+            let version = codec::parse_stream_idx_key(&k).map(|x| x.1).unwrap_or(0);
+            if e.stream != stream || e.stream_version != version {
+                return Err(corrupt(
+                    seq,
+                    format!(
+                        "stream index {stream}/{version} points at an event of {}/{}",
+                        e.stream, e.stream_version
+                    ),
+                ));
+            }
+            out.push(e.clone());
+        }
+        Ok(out)
+    }
+
+    /// The event with this id, if stored.
+    pub fn get_by_id(&self, id: Uuid) -> Result<Option<StoredEvent>> {
+        let head = self.published().head.seq;
+        match self.log.get(codec::id_key(&id))? {
+            Some(v) => {
+                let seq = codec::be_u64_exact(&v)
+                    .ok_or_else(|| corrupt(0, format!("malformed id index value for {id}")))?;
+                if seq == 0 || seq > head {
+                    return Ok(None);
+                }
+                Ok(Some(self.event_at(seq)?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The greatest seq whose `recorded_at` ≤ `t` (0 if none): a binary search over pack headers.
+    pub fn last_seq_known_at(&self, t: DateTime<Utc>) -> Result<u64> {
+        let tm = t.timestamp_micros();
+        let head = self.published().head.seq;
+        let (mut lo, mut hi) = (1u64, head);
+        let mut cand: Option<(u64, PackHeader, sled::IVec)> = None;
+        while lo <= hi {
+            let mid = lo + (hi - lo) / 2;
+            let (first, v) = self
+                .pack_containing(mid)?
+                .ok_or_else(|| corrupt(mid, "no pack holds this seq"))?;
+            let h = PackHeader::decode(&v).map_err(|d| pack_corrupt(first, 0, &d))?;
+            if h.first_rec <= tm {
+                lo = first + u64::from(h.count);
+                cand = Some((first, h, v));
+            } else {
+                if first == 0 {
+                    break;
+                }
+                hi = first - 1;
+            }
+        }
+        let Some((first, h, v)) = cand else {
+            return Ok(0);
+        };
+        let last = (first + u64::from(h.count) - 1).min(head);
+        if h.last_rec <= tm {
+            return Ok(last);
+        }
+        let mut best = 0;
+        for e in self.decode_pack_value(first, &v)? {
+            if e.seq > last {
+                break;
+            }
+            match codec::parse_recorded_at(&e.recorded_at) {
+                Some(m) if m <= tm => best = e.seq,
+                Some(_) => break,
+                None => return Err(corrupt(e.seq, "malformed recorded_at")),
+            }
+        }
+        Ok(best)
+    }
+
+    // ------------------------------------------------------------------ append
+
+    /// Appends `events` atomically (all or nothing, also across a crash) after checking
+    /// `expectations`, and returns once they are durable (flush + fsync, shared with concurrent
+    /// appenders).
+    ///
+    /// Events whose id is already stored with the same body are returned as duplicates and not
+    /// written; when every event is such a duplicate the expectations are not checked (a retry of
+    /// a successful append succeeds).
+    pub fn append(
+        &self,
+        events: &[NewEvent],
+        expectations: &[(String, ExpectedVersion)],
+    ) -> Result<AppendOutcome> {
+        for e in events {
+            validate_new_event(e)?;
+        }
+        for (s, _) in expectations {
+            if !codec::is_valid_stream(s) {
+                return Err(StoreError::InvalidStream { stream: s.clone() });
+            }
+        }
+        let mut poisoned = lock(&self.writer);
+        if let Some(reason) = poisoned.as_ref() {
+            return Err(StoreError::Poisoned(reason.clone()));
+        }
+        let publ = self.published();
+
+        // Duplicates: in the store, then within the batch.
+        let mut positions: Vec<Option<Position>> = vec![None; events.len()];
+        let mut in_batch: HashMap<Uuid, usize> = HashMap::new();
+        let mut fresh = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            if let Some(v) = self.log.get(codec::id_key(&e.event_id))? {
+                let seq = codec::be_u64_exact(&v).unwrap_or(0);
+                if seq >= 1 && seq <= publ.head.seq {
+                    let stored = self.event_at(seq)?;
+                    if stored.body_tail() != &e.body[1..] {
+                        return Err(StoreError::DuplicateEventId {
+                            event_id: e.event_id,
+                            seq: Some(seq),
+                        });
+                    }
+                    positions[i] = Some(Position {
+                        seq,
+                        stream_version: stored.stream_version,
+                        duplicate: true,
+                    });
+                    continue;
+                }
+            }
+            match in_batch.get(&e.event_id) {
+                Some(&j) => {
+                    if events[j].body != e.body || events[j].stream != e.stream {
+                        return Err(StoreError::DuplicateEventId {
+                            event_id: e.event_id,
+                            seq: None,
+                        });
+                    }
+                    // Resolved below, once j has a position.
+                }
+                None => {
+                    in_batch.insert(e.event_id, i);
+                    fresh.push(i);
+                }
+            }
+        }
+
+        let clock_now = (self.clock)().timestamp_micros();
+        let (rec_micros, clock_clamped) = if publ.head.seq > 0 && clock_now < publ.head.rec_micros {
+            (publ.head.rec_micros, true)
+        } else {
+            (clock_now, false)
+        };
+
+        if fresh.is_empty() {
+            let positions = fill_batch_dups(events, positions, &in_batch);
+            let duplicates = positions.len() as u64;
+            return Ok(AppendOutcome {
+                positions,
+                appended: 0,
+                duplicates,
+                first_seq: None,
+                last_seq: None,
+                clock_clamped: false,
+                recorded_at: None,
+            });
+        }
+
+        // Expectations and stream versions.
+        let mut versions: HashMap<&str, u64> = HashMap::new();
+        for (s, exp) in expectations {
+            let actual = self.stream_version(s)?;
+            if !exp.matches(actual) {
+                return Err(StoreError::Conflict {
+                    stream: s.clone(),
+                    expected: *exp,
+                    actual,
+                });
+            }
+            versions.insert(s.as_str(), actual);
+        }
+        for &i in &fresh {
+            let s = events[i].stream.as_str();
+            if !versions.contains_key(s) {
+                versions.insert(s, self.stream_version(s)?);
+            }
+        }
+        let new_streams = versions
+            .iter()
+            .filter(|(s, v)| **v == 0 && fresh.iter().any(|&i| events[i].stream == **s))
+            .count() as u64;
+
+        let recorded_at = codec::format_micros(rec_micros);
+        let large = fresh.len() > self.large_batch_threshold;
+        let mut w = LogWriter::new(self, publ, large)?;
+        let mut b = Vec::new();
+        for &i in &fresh {
+            let e = &events[i];
+            let v = versions
+                .get_mut(e.stream.as_str())
+                .ok_or_else(|| corrupt(0, "stream version missing"))?;
+            *v += 1;
+            let seq = w.head.seq + 1;
+            codec::build_envelope(
+                &mut b,
+                seq,
+                &e.stream,
+                *v,
+                &recorded_at,
+                e.schema_version,
+                &w.head.hash,
+                &e.body,
+            );
+            positions[i] = Some(Position {
+                seq,
+                stream_version: *v,
+                duplicate: false,
+            });
+            if let Err(err) = w.push(&b, &e.stream, *v, &e.event_id, rec_micros) {
+                drop(w);
+                return Err(self.fail_large(&mut poisoned, publ.head.seq, err, large));
+            }
+        }
+        let stream_versions: Vec<(&str, u64)> = versions
+            .iter()
+            .filter(|(s, _)| fresh.iter().any(|&i| events[i].stream == **s))
+            .map(|(s, v)| (*s, *v))
+            .collect();
+        let result = w.finish(&stream_versions, new_streams);
+        let (new_pub, ticket) = match result {
+            Ok(x) => x,
+            Err(err) => return Err(self.fail_large(&mut poisoned, publ.head.seq, err, large)),
+        };
+        self.set_published(new_pub);
+        drop(poisoned);
+        self.sync_through(ticket)?;
+
+        let positions = fill_batch_dups(events, positions, &in_batch);
+        let appended = fresh.len() as u64;
+        Ok(AppendOutcome {
+            duplicates: positions.len() as u64 - appended,
+            positions,
+            appended,
+            first_seq: Some(publ.head.seq + 1),
+            last_seq: Some(new_pub.head.seq),
+            clock_clamped,
+            recorded_at: Some(recorded_at),
+        })
+    }
+
+    /// After a failed write: remove leftovers past the published head, or poison the writer.
+    pub(crate) fn fail_large(
+        &self,
+        poisoned: &mut MutexGuard<'_, Option<String>>,
+        head_seq: u64,
+        err: StoreError,
+        large: bool,
+    ) -> StoreError {
+        if large {
+            if let Err(e2) = self.discard_past_head(head_seq) {
+                **poisoned = Some(format!("{err}; cleanup failed: {e2}"));
+            }
+        }
+        err
+    }
+
+    pub(crate) fn writer_lock(&self) -> Result<MutexGuard<'_, Option<String>>> {
+        let g = lock(&self.writer);
+        if let Some(reason) = g.as_ref() {
+            return Err(StoreError::Poisoned(reason.clone()));
+        }
+        Ok(g)
+    }
+
+    /// Test hook: the raw sled tree holding the log (packs, indexes, metadata).
+    #[doc(hidden)]
+    pub fn debug_raw_tree(&self) -> &sled::Tree {
+        &self.log
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.flush_and_fsync();
+    }
+}
+
+fn fill_batch_dups(
+    events: &[NewEvent],
+    mut positions: Vec<Option<Position>>,
+    in_batch: &HashMap<Uuid, usize>,
+) -> Vec<Position> {
+    for i in 0..events.len() {
+        if positions[i].is_none() {
+            if let Some(&j) = in_batch.get(&events[i].event_id) {
+                if let Some(p) = positions[j] {
+                    positions[i] = Some(Position {
+                        duplicate: true,
+                        ..p
+                    });
+                }
+            }
+        }
+    }
+    positions
+        .into_iter()
+        .map(|p| {
+            p.unwrap_or(Position {
+                seq: 0,
+                stream_version: 0,
+                duplicate: true,
+            })
+        })
+        .collect()
+}
+
+fn validate_new_event(e: &NewEvent) -> Result<()> {
+    if !codec::is_valid_stream(&e.stream) {
+        return Err(StoreError::InvalidStream {
+            stream: e.stream.clone(),
+        });
+    }
+    let b = &e.body;
+    let bad = |reason: &str| StoreError::InvalidEvent {
+        event_id: e.event_id,
+        reason: reason.to_string(),
+    };
+    if b.len() < 3 || b[0] != b'{' || b[1] != b'"' || b.last() != Some(&b'}') {
+        return Err(bad("body must be a non-empty compact JSON object"));
+    }
+    let mut needle = Vec::with_capacity(50);
+    needle.extend_from_slice(b"\"event_id\":\"");
+    needle.extend_from_slice(e.event_id.hyphenated().to_string().as_bytes());
+    needle.push(b'"');
+    let found = b
+        .iter()
+        .enumerate()
+        .any(|(i, &c)| c == b'"' && b[i..].starts_with(&needle));
+    if !found {
+        return Err(bad("body must carry \"event_id\" equal to the event's id"));
+    }
+    Ok(())
+}
+
+pub(crate) fn pack_corrupt(first_seq: u64, count: u32, detail: &str) -> StoreError {
+    let range = if count > 0 {
+        format!("seqs {first_seq}..={}", first_seq + u64::from(count) - 1)
+    } else {
+        format!("starting at seq {first_seq}")
+    };
+    corrupt(first_seq, format!("damaged pack {range}: {detail}"))
+}
+
+/// Builds packs and index entries for a run of new events, in one atomic step (small) or in
+/// chunks past the published head then one publishing step (large).
+pub(crate) struct LogWriter<'s> {
+    store: &'s Store,
+    large: bool,
+    batch: sled::Batch,
+    batch_events: usize,
+    pack: PackBuilder,
+    pub(crate) head: HeadRec,
+    start: Published,
+    wrote_pending: bool,
+}
+
+impl<'s> LogWriter<'s> {
+    pub(crate) fn new(store: &'s Store, start: Published, large: bool) -> Result<LogWriter<'s>> {
+        let mut pack = PackBuilder::new(start.head.seq + 1);
+        if !large && store.tail_rewrite_limit > 0 && start.head.seq > 0 {
+            if let Some((first, v)) = store.pack_containing(start.head.seq)? {
+                if let Ok(h) = PackHeader::decode(&v) {
+                    if h.extra_parts == 0
+                        && (h.raw_len as usize) < store.tail_rewrite_limit
+                        && first + u64::from(h.count) == start.head.seq + 1
+                    {
+                        if let Ok((h, raw)) = store.decode_pack_raw(first, &v) {
+                            pack = PackBuilder::from_decoded(first, &h, raw);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(LogWriter {
+            store,
+            large,
+            batch: sled::Batch::default(),
+            batch_events: 0,
+            pack,
+            head: start.head,
+            start,
+            wrote_pending: false,
+        })
+    }
+
+    fn seal_pack(&mut self) {
+        let parts = self.pack.encode();
+        let first = self.pack.first_seq;
+        for (i, p) in parts.into_iter().enumerate() {
+            if i == 0 {
+                self.batch.insert(&codec::pack_key(first)[..], p);
+            } else {
+                self.batch.insert(&codec::part_key(first, i as u16)[..], p);
+            }
+        }
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        b: &[u8],
+        stream: &str,
+        version: u64,
+        id: &Uuid,
+        rec_micros: i64,
+    ) -> Result<()> {
+        if self.pack.would_overflow(b.len()) {
+            self.seal_pack();
+            self.pack = PackBuilder::new(self.head.seq + 1);
+            if self.large && self.batch_events >= self.store.chunk_events {
+                self.write_chunk()?;
+            }
+        }
+        self.head.seq += 1;
+        self.head.hash = codec::sha256(b);
+        self.head.rec_micros = rec_micros;
+        let seq_be = self.head.seq.to_be_bytes();
+        self.pack.push(b, rec_micros);
+        self.batch
+            .insert(codec::stream_idx_key(stream, version), &seq_be[..]);
+        self.batch.insert(&codec::id_key(id)[..], &seq_be[..]);
+        self.batch_events += 1;
+        Ok(())
+    }
+
+    fn write_chunk(&mut self) -> Result<()> {
+        let mut batch = std::mem::take(&mut self.batch);
+        if !self.wrote_pending {
+            batch.insert(codec::K_PENDING, &self.start.head.seq.to_be_bytes()[..]);
+            self.wrote_pending = true;
+        }
+        self.store.log.apply_batch(batch)?;
+        self.batch_events = 0;
+        Ok(())
+    }
+
+    /// Writes what is left and publishes the new head. Returns the new published state and the
+    /// group-commit ticket the caller must sync through.
+    pub(crate) fn finish(
+        mut self,
+        stream_versions: &[(&str, u64)],
+        new_streams: u64,
+    ) -> Result<(Published, u64)> {
+        if self.pack.count > 0 && self.pack.next_seq() > self.start.head.seq + 1 {
+            self.seal_pack();
+        }
+        if self.large {
+            self.write_chunk()?;
+            // One fsync for all chunks, then the small publishing step.
+            self.store.flush_and_fsync()?;
+        }
+        let events = self.start.events + (self.head.seq - self.start.head.seq);
+        let streams = self.start.streams + new_streams;
+        let mut batch = if self.large {
+            let mut b = sled::Batch::default();
+            b.remove(codec::K_PENDING);
+            b
+        } else {
+            std::mem::take(&mut self.batch)
+        };
+        for (s, v) in stream_versions {
+            batch.insert(codec::stream_ver_key(s), &v.to_be_bytes()[..]);
+        }
+        batch.insert(codec::K_HEAD, &self.head.encode()[..]);
+        batch.insert(codec::K_COUNTS, &codec::encode_counts(events, streams)[..]);
+        self.store.log.apply_batch(batch)?;
+        let ticket = self.store.next_ticket();
+        Ok((
+            Published {
+                head: self.head,
+                events,
+                streams,
+            },
+            ticket,
+        ))
+    }
+}
+
+/// Streaming iterator over the log, decompressing one pack at a time.
+pub struct LogIter<'a> {
+    store: &'a Store,
+    next: u64,
+    to: u64,
+    buf: std::collections::VecDeque<StoredEvent>,
+    done: bool,
+}
+
+impl fmt::Debug for LogIter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogIter")
+            .field("next", &self.next)
+            .field("to", &self.to)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogIter<'_> {
+    fn fill(&mut self) -> Result<()> {
+        let (first, v) = self
+            .store
+            .pack_containing(self.next)?
+            .ok_or_else(|| corrupt(self.next, "no pack holds this seq"))?;
+        let end_hint = self
+            .store
+            .next_pack_start(first)?
+            .map(|n| n - 1)
+            .unwrap_or(self.to);
+        let events = self
+            .store
+            .decode_pack_value(first, &v)
+            .map_err(|e| match e {
+                StoreError::Corrupt { detail, .. } if !detail.contains("..=") => corrupt(
+                    first,
+                    format!("damaged pack seqs {first}..={end_hint}: {detail}"),
+                ),
+                other => other,
+            })?;
+        let last = first + events.len() as u64 - 1;
+        if last < self.next {
+            return Err(corrupt(
+                self.next,
+                format!("missing events: pack at {first} ends at {last}"),
+            ));
+        }
+        for e in events {
+            if e.seq >= self.next && e.seq <= self.to {
+                self.buf.push_back(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    pub(crate) fn next_pack_start(&self, first: u64) -> Result<Option<u64>> {
+        let start = codec::pack_key(first.saturating_add(1));
+        let end = [codec::P_PACK + 1];
+        match self.log.range(start.as_slice()..end.as_slice()).next() {
+            Some(kv) => Ok(codec::pack_key_seq(&kv?.0)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Iterator for LogIter<'_> {
+    type Item = Result<StoredEvent>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.buf.is_empty() {
+            if self.next > self.to {
+                self.done = true;
+                return None;
+            }
+            if let Err(e) = self.fill() {
+                self.done = true;
+                return Some(Err(e));
+            }
+            if self.buf.is_empty() {
+                self.done = true;
+                return Some(Err(corrupt(self.next, "missing event")));
+            }
+        }
+        let e = self.buf.pop_front()?;
+        self.next = e.seq + 1;
+        Some(Ok(e))
+    }
+}

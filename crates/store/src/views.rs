@@ -1,0 +1,453 @@
+//! View storage for projections: namespaced key/value rows with an atomically maintained
+//! checkpoint, version and order-independent digest.
+//!
+//! Tree `views`:
+//! - `N ‖ ns` → generation (u64 BE): the namespace's live generation (the swap pointer)
+//! - `G ‖ gen BE ‖ M` → [`ViewMeta`] (binary)
+//! - `G ‖ gen BE ‖ R ‖ key` → value
+//! - `C` → last generation allocated (u64 BE)
+//! - `D ‖ gen BE` → empty: an unreferenced generation whose rows still need deleting
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::codec::{self, be_u64};
+use crate::error::{Result, StoreError};
+use crate::store::{lock, Store};
+use crate::types::ViewMeta;
+
+const K_GEN_COUNTER: &[u8] = b"C";
+
+fn ns_key(ns: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(ns.len() + 1);
+    k.push(b'N');
+    k.extend_from_slice(ns.as_bytes());
+    k
+}
+
+fn gen_prefix(gen: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = b'G';
+    k[1..].copy_from_slice(&gen.to_be_bytes());
+    k
+}
+
+fn meta_key(gen: u64) -> Vec<u8> {
+    let mut k = gen_prefix(gen).to_vec();
+    k.push(b'M');
+    k
+}
+
+fn row_prefix(gen: u64) -> Vec<u8> {
+    let mut k = gen_prefix(gen).to_vec();
+    k.push(b'R');
+    k
+}
+
+fn row_key(gen: u64, key: &[u8]) -> Vec<u8> {
+    let mut k = row_prefix(gen);
+    k.extend_from_slice(key);
+    k
+}
+
+fn garbage_key(gen: u64) -> [u8; 9] {
+    let mut k = gen_prefix(gen);
+    k[0] = b'D';
+    k
+}
+
+/// Hash of one row: `sha256(len(key) u64 BE ‖ key ‖ value)` as 4 little-endian u64 lanes.
+fn row_lanes(key: &[u8], value: &[u8]) -> [u64; 4] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update((key.len() as u64).to_be_bytes());
+    h.update(key);
+    h.update(value);
+    let d: [u8; 32] = h.finalize().into();
+    to_lanes(&d)
+}
+
+fn to_lanes(d: &[u8; 32]) -> [u64; 4] {
+    let mut l = [0u64; 4];
+    for (i, lane) in l.iter_mut().enumerate() {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&d[i * 8..i * 8 + 8]);
+        *lane = u64::from_le_bytes(a);
+    }
+    l
+}
+
+fn from_lanes(l: &[u64; 4]) -> [u8; 32] {
+    let mut d = [0u8; 32];
+    for (i, lane) in l.iter().enumerate() {
+        d[i * 8..i * 8 + 8].copy_from_slice(&lane.to_le_bytes());
+    }
+    d
+}
+
+fn add_lanes(a: &mut [u64; 4], b: &[u64; 4]) {
+    for i in 0..4 {
+        a[i] = a[i].wrapping_add(b[i]);
+    }
+}
+
+fn sub_lanes(a: &mut [u64; 4], b: &[u64; 4]) {
+    for i in 0..4 {
+        a[i] = a[i].wrapping_sub(b[i]);
+    }
+}
+
+fn encode_meta(m: &ViewMeta) -> Vec<u8> {
+    let mut v = Vec::with_capacity(128);
+    v.extend_from_slice(&m.version.to_be_bytes());
+    v.extend_from_slice(&m.checkpoint.to_be_bytes());
+    v.extend_from_slice(&m.digest);
+    v.extend_from_slice(&m.rows.to_be_bytes());
+    v.push(m.created_at.len() as u8);
+    v.extend_from_slice(m.created_at.as_bytes());
+    match &m.rebuilt_at {
+        Some(r) => {
+            v.push(r.len() as u8);
+            v.extend_from_slice(r.as_bytes());
+        }
+        None => v.push(0xff),
+    }
+    v
+}
+
+fn decode_meta(b: &[u8]) -> Option<ViewMeta> {
+    if b.len() < 54 {
+        return None;
+    }
+    let version = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let checkpoint = be_u64(&b[4..12]);
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(&b[12..44]);
+    let rows = be_u64(&b[44..52]);
+    let mut pos = 52;
+    let clen = *b.get(pos)? as usize;
+    pos += 1;
+    let created_at = std::str::from_utf8(b.get(pos..pos + clen)?)
+        .ok()?
+        .to_owned();
+    pos += clen;
+    let rlen = *b.get(pos)?;
+    pos += 1;
+    let rebuilt_at = if rlen == 0xff {
+        None
+    } else {
+        Some(
+            std::str::from_utf8(b.get(pos..pos + rlen as usize)?)
+                .ok()?
+                .to_owned(),
+        )
+    };
+    Some(ViewMeta {
+        version,
+        checkpoint,
+        digest,
+        rows,
+        rebuilt_at,
+        created_at,
+    })
+}
+
+fn bad_view(ns: &str, what: &str) -> StoreError {
+    StoreError::Corrupt {
+        seq: 0,
+        detail: format!("view {ns:?}: {what}"),
+    }
+}
+
+/// Iterator over a view's rows in key order, keys without the store's prefix.
+pub struct ViewScan {
+    iter: Option<sled::Iter>,
+    strip: usize,
+    err: Option<StoreError>,
+}
+
+impl fmt::Debug for ViewScan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ViewScan").finish_non_exhaustive()
+    }
+}
+
+impl Iterator for ViewScan {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.err.take() {
+            self.iter = None;
+            return Some(Err(e));
+        }
+        let it = self.iter.as_mut()?;
+        match it.next()? {
+            Ok((k, v)) => Some(Ok((k[self.strip..].to_vec(), v.to_vec()))),
+            Err(e) => {
+                self.iter = None;
+                Some(Err(e.into()))
+            }
+        }
+    }
+}
+
+impl Store {
+    fn view_gen(&self, ns: &str) -> Result<Option<u64>> {
+        match self.views.get(ns_key(ns))? {
+            Some(v) => codec::be_u64_exact(&v)
+                .map(Some)
+                .ok_or_else(|| bad_view(ns, "malformed generation pointer")),
+            None => Ok(None),
+        }
+    }
+
+    fn view_meta_of(&self, ns: &str, gen: u64) -> Result<ViewMeta> {
+        let v = self
+            .views
+            .get(meta_key(gen))?
+            .ok_or_else(|| bad_view(ns, "metadata missing"))?;
+        decode_meta(&v).ok_or_else(|| bad_view(ns, "malformed metadata"))
+    }
+
+    /// The namespace's metadata, `None` when it does not exist.
+    pub fn view_meta(&self, ns: &str) -> Result<Option<ViewMeta>> {
+        match self.view_gen(ns)? {
+            Some(g) => Ok(Some(self.view_meta_of(ns, g)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// One row.
+    pub fn view_get(&self, ns: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.view_gen(ns)? {
+            Some(g) => Ok(self.views.get(row_key(g, key))?.map(|v| v.to_vec())),
+            None => Ok(None),
+        }
+    }
+
+    /// Rows whose key starts with `prefix`, in key order (empty when the namespace is missing).
+    pub fn view_scan(&self, ns: &str, prefix: &[u8]) -> ViewScan {
+        match self.view_gen(ns) {
+            Ok(Some(g)) => {
+                let rp = row_prefix(g);
+                let strip = rp.len();
+                let mut p = rp;
+                p.extend_from_slice(prefix);
+                ViewScan {
+                    iter: Some(self.views.scan_prefix(p)),
+                    strip,
+                    err: None,
+                }
+            }
+            Ok(None) => ViewScan {
+                iter: None,
+                strip: 0,
+                err: None,
+            },
+            Err(e) => ViewScan {
+                iter: None,
+                strip: 0,
+                err: Some(e),
+            },
+        }
+    }
+
+    /// Applies `changes` (`None` = delete) and sets checkpoint and version, all in one atomic
+    /// sled batch, durably. Creates the namespace when missing. Returns the new metadata.
+    pub fn view_commit(
+        &self,
+        ns: &str,
+        changes: &[(Vec<u8>, Option<Vec<u8>>)],
+        checkpoint: u64,
+        version: u32,
+    ) -> Result<ViewMeta> {
+        let _g = lock(&self.view_lock);
+        let mut batch = sled::Batch::default();
+        let (gen, mut meta) = match self.view_gen(ns)? {
+            Some(g) => (g, self.view_meta_of(ns, g)?),
+            None => {
+                let last = self
+                    .views
+                    .get(K_GEN_COUNTER)?
+                    .map(|v| be_u64(&v))
+                    .unwrap_or(0);
+                let g = last + 1;
+                batch.insert(K_GEN_COUNTER, &g.to_be_bytes()[..]);
+                batch.insert(ns_key(ns), &g.to_be_bytes()[..]);
+                let now = codec::format_micros((self.clock)().timestamp_micros());
+                (
+                    g,
+                    ViewMeta {
+                        version,
+                        checkpoint: 0,
+                        digest: [0; 32],
+                        rows: 0,
+                        rebuilt_at: None,
+                        created_at: now,
+                    },
+                )
+            }
+        };
+        let mut lanes = to_lanes(&meta.digest);
+        let mut overlay: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
+        for (k, v) in changes {
+            let rk = row_key(gen, k);
+            let old: Option<Vec<u8>> = match overlay.get(k.as_slice()) {
+                Some(o) => o.map(|x| x.to_vec()),
+                None => self.views.get(&rk)?.map(|x| x.to_vec()),
+            };
+            if let Some(o) = &old {
+                sub_lanes(&mut lanes, &row_lanes(k, o));
+                meta.rows -= 1;
+            }
+            match v {
+                Some(nv) => {
+                    add_lanes(&mut lanes, &row_lanes(k, nv));
+                    meta.rows += 1;
+                    batch.insert(rk, nv.as_slice());
+                }
+                None => batch.remove(rk),
+            }
+            overlay.insert(k.as_slice(), v.as_deref());
+        }
+        meta.digest = from_lanes(&lanes);
+        meta.checkpoint = checkpoint;
+        meta.version = version;
+        batch.insert(meta_key(gen), encode_meta(&meta));
+        self.views.apply_batch(batch)?;
+        let ticket = self.next_ticket();
+        drop(_g);
+        self.sync_through(ticket)?;
+        Ok(meta)
+    }
+
+    /// Atomically makes `shadow`'s rows and metadata the `live` namespace (one pointer write),
+    /// removes the `shadow` name, then deletes the old live rows.
+    pub fn view_swap(&self, live: &str, shadow: &str) -> Result<()> {
+        let _g = lock(&self.view_lock);
+        let sg = self.view_gen(shadow)?.ok_or_else(|| StoreError::NoView {
+            ns: shadow.to_string(),
+        })?;
+        let lg = self.view_gen(live)?;
+        let mut meta = self.view_meta_of(shadow, sg)?;
+        meta.rebuilt_at = Some(codec::format_micros((self.clock)().timestamp_micros()));
+        let mut batch = sled::Batch::default();
+        batch.insert(ns_key(live), &sg.to_be_bytes()[..]);
+        batch.remove(ns_key(shadow));
+        batch.insert(meta_key(sg), encode_meta(&meta));
+        if let Some(l) = lg {
+            batch.insert(&garbage_key(l)[..], &[][..]);
+        }
+        self.views.apply_batch(batch)?;
+        let ticket = self.next_ticket();
+        drop(_g);
+        self.sync_through(ticket)?;
+        if let Some(l) = lg {
+            self.delete_generation(l)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a namespace (no error when missing).
+    pub fn view_drop(&self, ns: &str) -> Result<()> {
+        let _g = lock(&self.view_lock);
+        let Some(g) = self.view_gen(ns)? else {
+            return Ok(());
+        };
+        let mut batch = sled::Batch::default();
+        batch.remove(ns_key(ns));
+        batch.insert(&garbage_key(g)[..], &[][..]);
+        self.views.apply_batch(batch)?;
+        let ticket = self.next_ticket();
+        drop(_g);
+        self.sync_through(ticket)?;
+        self.delete_generation(g)
+    }
+
+    /// Recomputes the digest from all rows (for verification against `ViewMeta::digest`).
+    pub fn view_digest_recompute(&self, ns: &str) -> Result<[u8; 32]> {
+        let mut lanes = [0u64; 4];
+        for kv in self.view_scan(ns, b"") {
+            let (k, v) = kv?;
+            add_lanes(&mut lanes, &row_lanes(&k, &v));
+        }
+        Ok(from_lanes(&lanes))
+    }
+
+    fn delete_generation(&self, gen: u64) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        let mut n = 0usize;
+        for kv in self.views.scan_prefix(gen_prefix(gen)) {
+            let (k, _) = kv?;
+            batch.remove(k);
+            n += 1;
+            if n >= 10_000 {
+                self.views.apply_batch(std::mem::take(&mut batch))?;
+                n = 0;
+            }
+        }
+        batch.remove(&garbage_key(gen)[..]);
+        self.views.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Test hook: number of raw entries in the views tree.
+    #[doc(hidden)]
+    pub fn debug_views_len(&self) -> usize {
+        self.views.len()
+    }
+
+    /// Finishes deletions of unreferenced generations (interrupted swaps and drops).
+    pub(crate) fn views_cleanup(&self) -> Result<()> {
+        let mut gens = Vec::new();
+        for kv in self.views.scan_prefix(b"D") {
+            let (k, _) = kv?;
+            if k.len() == 9 {
+                gens.push(be_u64(&k[1..]));
+            }
+        }
+        for g in gens {
+            self.delete_generation(g)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_roundtrip() {
+        let m = ViewMeta {
+            version: 3,
+            checkpoint: 99,
+            digest: [5; 32],
+            rows: 7,
+            rebuilt_at: Some("2024-01-01T00:00:00.000000Z".into()),
+            created_at: "2023-01-01T00:00:00.000000Z".into(),
+        };
+        assert_eq!(decode_meta(&encode_meta(&m)), Some(m.clone()));
+        let n = ViewMeta {
+            rebuilt_at: None,
+            ..m
+        };
+        assert_eq!(decode_meta(&encode_meta(&n)), Some(n));
+        assert_eq!(decode_meta(b"short"), None);
+    }
+
+    #[test]
+    fn digest_lanes_are_order_independent() {
+        let mut a = [0u64; 4];
+        let mut b = [0u64; 4];
+        add_lanes(&mut a, &row_lanes(b"k1", b"v1"));
+        add_lanes(&mut a, &row_lanes(b"k2", b"v2"));
+        add_lanes(&mut b, &row_lanes(b"k2", b"v2"));
+        add_lanes(&mut b, &row_lanes(b"k1", b"v1"));
+        assert_eq!(a, b);
+        sub_lanes(&mut a, &row_lanes(b"k1", b"v1"));
+        assert_eq!(a, row_lanes(b"k2", b"v2"));
+        // The key length is hashed: ("ab","c") differs from ("a","bc").
+        assert_ne!(row_lanes(b"ab", b"c"), row_lanes(b"a", b"bc"));
+    }
+}

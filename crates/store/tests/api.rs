@@ -1,0 +1,612 @@
+//! Behaviour of the public API.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use commitments_store::{ExpectedVersion, OpenOptions, Store, StoreError};
+use common::*;
+
+#[test]
+fn append_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    assert_eq!(s.head().unwrap().seq, 0);
+    assert_eq!(s.head().unwrap().recorded_at, None);
+    let out = s
+        .append(&[ev("call-1", id(1, 1), 1), ev("src-a", id(1, 2), 2)], &[])
+        .unwrap();
+    assert_eq!(out.appended, 2);
+    assert_eq!((out.first_seq, out.last_seq), (Some(1), Some(2)));
+    assert_eq!(out.positions[1].stream_version, 1);
+    let evs = all(&s);
+    assert_eq!(evs.len(), 2);
+    assert_eq!(evs[0].prev_hash, [0; 32]);
+    assert_eq!(evs[1].prev_hash, evs[0].hash);
+    assert_eq!(evs[0].body_json(), ev("call-1", id(1, 1), 1).body);
+    let line = evs[0].export_line();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["hash"], evs[0].hash_hex());
+    assert_eq!(v["seq"], 1);
+    assert_eq!(v["stream"], "call-1");
+    assert_eq!(s.head().unwrap().hash, evs[1].hash);
+    assert_eq!(s.get_by_id(id(1, 2)).unwrap().unwrap().seq, 2);
+    assert!(s.get_by_id(id(9, 9)).unwrap().is_none());
+    assert_eq!(s.stream_version("call-1").unwrap(), 1);
+    assert_eq!(s.stream_version("nope").unwrap(), 0);
+    let st = s.stats().unwrap();
+    assert_eq!((st.events, st.streams, st.head_seq), (2, 2, 2));
+    assert!(s.verify(&ok_decode, &no_progress).unwrap().is_ok());
+}
+
+#[test]
+fn stream_prefix_scan_does_not_alias() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.append(&[ev("call-1", id(2, 1), 1)], &[]).unwrap();
+    s.append(&[ev("call-10", id(2, 2), 2)], &[]).unwrap();
+    s.append(&[ev("call-1", id(2, 3), 3)], &[]).unwrap();
+    let one = s.read_stream("call-1", 0).unwrap();
+    assert_eq!(one.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 3]);
+    assert_eq!(s.read_stream("call-1", 2).unwrap().len(), 1);
+    assert_eq!(s.read_stream("call-10", 1).unwrap().len(), 1);
+    assert_eq!(
+        s.streams_with_prefix("call-1").unwrap(),
+        vec!["call-1", "call-10"]
+    );
+    assert_eq!(s.streams_with_prefix("call-10").unwrap(), vec!["call-10"]);
+}
+
+#[test]
+fn invalid_input_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut e = ev("Bad Stream", id(3, 1), 1);
+    assert!(matches!(
+        s.append(&[e.clone()], &[]),
+        Err(StoreError::InvalidStream { .. })
+    ));
+    e.stream = "ok".into();
+    e.body = b"{}".to_vec();
+    assert!(matches!(
+        s.append(&[e.clone()], &[]),
+        Err(StoreError::InvalidEvent { .. })
+    ));
+    e.body = br#"{"type":"X"}"#.to_vec();
+    assert!(matches!(
+        s.append(&[e], &[]),
+        Err(StoreError::InvalidEvent { .. })
+    ));
+    assert_eq!(s.head().unwrap().seq, 0);
+}
+
+#[test]
+fn expectations_and_multi_stream_atomicity() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.append(
+        &[ev("b", id(4, 1), 1)],
+        &[("b".into(), ExpectedVersion::NoStream)],
+    )
+    .unwrap();
+    let err = s
+        .append(
+            &[ev("a", id(4, 2), 2), ev("b", id(4, 3), 3)],
+            &[
+                ("a".into(), ExpectedVersion::NoStream),
+                ("b".into(), ExpectedVersion::Exact(5)),
+            ],
+        )
+        .unwrap_err();
+    match err {
+        StoreError::Conflict {
+            stream,
+            expected,
+            actual,
+        } => {
+            assert_eq!(stream, "b");
+            assert_eq!(expected, ExpectedVersion::Exact(5));
+            assert_eq!(actual, 1);
+        }
+        other => panic!("unexpected {other}"),
+    }
+    assert_eq!(s.stream_version("a").unwrap(), 0);
+    assert!(s.read_stream("a", 0).unwrap().is_empty());
+    assert_eq!(s.head().unwrap().seq, 1);
+    assert!(matches!(
+        s.append(
+            &[ev("c", id(4, 4), 4)],
+            &[("c".into(), ExpectedVersion::StreamExists)]
+        ),
+        Err(StoreError::Conflict { .. })
+    ));
+    s.append(
+        &[ev("b", id(4, 5), 5)],
+        &[("b".into(), ExpectedVersion::StreamExists)],
+    )
+    .unwrap();
+    assert_eq!(s.stream_version("b").unwrap(), 2);
+}
+
+#[test]
+fn concurrent_exact_appends_one_winner_per_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(open(dir.path()));
+    let rounds = 20u64;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut handles = Vec::new();
+    for t in 0..4u64 {
+        let s = Arc::clone(&s);
+        let tx = tx.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut wins = Vec::new();
+            let mut conflicts = 0;
+            for v in 0..rounds {
+                let r = s.append(
+                    &[ev("shared", id(100 + t, v), v)],
+                    &[("shared".into(), ExpectedVersion::Exact(v))],
+                );
+                match r {
+                    Ok(o) => wins.push(o.positions[0].stream_version),
+                    Err(StoreError::Conflict { .. }) => conflicts += 1,
+                    Err(e) => panic!("{e}"),
+                }
+                // Catch up before trying the next version.
+                while s.stream_version("shared").unwrap() <= v {
+                    std::thread::yield_now();
+                }
+            }
+            tx.send((wins, conflicts)).unwrap();
+        }));
+    }
+    drop(tx);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut results = Vec::new();
+    while results.len() < 4 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        results.push(rx.recv_timeout(left).expect("writers hung"));
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    let mut all_wins: Vec<u64> = results.iter().flat_map(|r| r.0.clone()).collect();
+    all_wins.sort_unstable();
+    assert_eq!(all_wins, (1..=rounds).collect::<Vec<_>>());
+    let conflicts: u64 = results.iter().map(|r| r.1).sum();
+    assert_eq!(conflicts, rounds * 3);
+    assert!(s.verify(&ok_decode, &no_progress).unwrap().is_ok());
+}
+
+#[test]
+fn idempotent_by_event_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = vec![ev("x", id(5, 1), 1), ev("y", id(5, 2), 2)];
+    {
+        let s = open(dir.path());
+        let first = s
+            .append(&batch, &[("x".into(), ExpectedVersion::NoStream)])
+            .unwrap();
+        let again = s
+            .append(&batch, &[("x".into(), ExpectedVersion::NoStream)])
+            .unwrap();
+        assert_eq!(again.appended, 0);
+        assert_eq!(again.duplicates, 2);
+        assert!(again.positions.iter().all(|p| p.duplicate));
+        assert_eq!(again.positions[1].seq, first.positions[1].seq);
+        assert_eq!(again.positions[1].stream_version, 1);
+    }
+    let s = open(dir.path());
+    let again = s.append(&batch, &[]).unwrap();
+    assert_eq!((again.appended, again.duplicates), (0, 2));
+    assert_eq!(s.head().unwrap().seq, 2);
+    // Same id, different body.
+    let mut changed = ev("x", id(5, 1), 99);
+    let err = s.append(&[changed.clone()], &[]).unwrap_err();
+    assert!(
+        matches!(err, StoreError::DuplicateEventId { seq: Some(1), .. }),
+        "{err}"
+    );
+    // Inside one batch: same body twice = duplicate of the first; different = error.
+    let e = ev("z", id(5, 3), 3);
+    let out = s.append(&[e.clone(), e.clone()], &[]).unwrap();
+    assert_eq!((out.appended, out.duplicates), (1, 1));
+    assert_eq!(out.positions[0].seq, out.positions[1].seq);
+    changed.event_id = id(5, 4);
+    changed.body = body(id(5, 4), 1, 1);
+    let mut other = changed.clone();
+    other.body = body(id(5, 4), 2, 1);
+    assert!(matches!(
+        s.append(&[changed, other], &[]),
+        Err(StoreError::DuplicateEventId { seq: None, .. })
+    ));
+    assert_eq!(s.head().unwrap().seq, 3);
+}
+
+#[test]
+fn clock_is_clamped_and_known_at_searches() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(AtomicI64::new(1_700_000_000_000_000));
+    let s = Store::open(
+        dir.path(),
+        OpenOptions {
+            tail_rewrite_limit: 300,
+            ..opts_with_clock(Arc::clone(&clock))
+        },
+    )
+    .unwrap();
+    let set = |v: i64| clock.store(v, std::sync::atomic::Ordering::SeqCst);
+    for i in 0..30u64 {
+        set(1_700_000_000_000_000 + (i as i64) * 1_000_000);
+        let o = s.append(&[ev("t", id(6, i), i)], &[]).unwrap();
+        assert!(!o.clock_clamped);
+    }
+    set(1_600_000_000_000_000);
+    let o = s.append(&[ev("t", id(6, 100), 100)], &[]).unwrap();
+    assert!(o.clock_clamped);
+    let evs = all(&s);
+    assert_eq!(evs[30].recorded_at, evs[29].recorded_at);
+    let at = |m: i64| chrono::DateTime::from_timestamp_micros(m).unwrap();
+    assert_eq!(s.last_seq_known_at(at(1_600_000_000_000_000)).unwrap(), 0);
+    assert_eq!(s.last_seq_known_at(at(1_700_000_000_000_000)).unwrap(), 1);
+    assert_eq!(s.last_seq_known_at(at(1_700_000_010_500_000)).unwrap(), 11);
+    assert_eq!(s.last_seq_known_at(at(1_700_000_029_000_000)).unwrap(), 31);
+    assert_eq!(s.last_seq_known_at(at(1_800_000_000_000_000)).unwrap(), 31);
+    assert_eq!(evs[0].recorded_at, "2023-11-14T22:13:20.000000Z");
+    assert!(s.verify(&ok_decode, &no_progress).unwrap().is_ok());
+}
+
+#[test]
+fn large_batches_and_tail_packs() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = Store::open(dir.path(), small_opts()).unwrap();
+        for i in 0..10 {
+            s.append(&[ev("one", id(7, i), i)], &[]).unwrap();
+        }
+        let big: Vec<_> = (0..500)
+            .map(|i| ev(&format!("s{}", i % 7), id(8, i), i))
+            .collect();
+        let o = s.append(&big, &[]).unwrap();
+        assert_eq!((o.first_seq, o.last_seq), (Some(11), Some(510)));
+        s.append(&[ev("one", id(7, 99), 99)], &[]).unwrap();
+        assert!(s.verify(&ok_decode, &no_progress).unwrap().is_ok());
+    }
+    let s = Store::open(dir.path(), small_opts()).unwrap();
+    assert_eq!(all(&s).len(), 511);
+    assert_eq!(s.read_stream("s3", 0).unwrap().len(), 71);
+    assert_eq!(s.read_log(100, Some(105)).count(), 6);
+    assert_eq!(s.stats().unwrap().streams, 8);
+    assert!(s.verify(&ok_decode, &no_progress).unwrap().is_ok());
+}
+
+#[test]
+fn huge_event_spans_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut e = ev("big", id(9, 1), 1);
+    e.body = body(id(9, 1), 1, 900_000);
+    s.append(
+        &[ev("a", id(9, 0), 0), e.clone(), ev("a", id(9, 2), 2)],
+        &[],
+    )
+    .unwrap();
+    let got = s.get_by_id(id(9, 1)).unwrap().unwrap();
+    assert_eq!(got.body_json(), e.body);
+    assert!(s.verify(&ok_decode, &no_progress).unwrap().is_ok());
+}
+
+#[test]
+fn export_restore_roundtrip_is_byte_identical() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let s = Store::open(src.path(), small_opts()).unwrap();
+    for r in 0..5u64 {
+        let batch: Vec<_> = (0..(r * 30 + 1))
+            .map(|i| ev(&format!("st{}", i % 3), id(10 + r, i), i))
+            .collect();
+        s.append(&batch, &[]).unwrap();
+    }
+    let mut out = Vec::new();
+    let n = s.export(&mut out, &no_progress).unwrap();
+    assert_eq!(n, s.head().unwrap().seq);
+    let d = Store::open(dst.path(), small_opts()).unwrap();
+    assert_eq!(d.restore(&mut out.as_slice(), &no_progress).unwrap(), n);
+    let mut again = Vec::new();
+    d.export(&mut again, &no_progress).unwrap();
+    assert_eq!(out, again);
+    assert_eq!(d.head().unwrap(), s.head().unwrap());
+    assert_eq!(d.stats().unwrap().streams, 3);
+    assert!(d.verify(&ok_decode, &no_progress).unwrap().is_ok());
+    // Not into a non-empty store.
+    assert!(matches!(
+        d.restore(&mut out.as_slice(), &no_progress),
+        Err(StoreError::NotEmpty { .. })
+    ));
+    // And appends continue the chain.
+    d.append(&[ev("st0", id(20, 1), 1)], &[]).unwrap();
+    assert!(d.verify(&ok_decode, &no_progress).unwrap().is_ok());
+}
+
+fn restore_err(lines: &[String]) -> (u64, String) {
+    let dst = tempfile::tempdir().unwrap();
+    let d = Store::open(dst.path(), small_opts()).unwrap();
+    let text = lines.join("\n");
+    match d.restore(&mut text.as_bytes(), &no_progress) {
+        Err(StoreError::RestoreLine { line, reason }) => {
+            assert_eq!(d.head().unwrap().seq, 0);
+            assert_eq!(all(&d).len(), 0);
+            assert!(d.verify(&ok_decode, &no_progress).unwrap().is_ok());
+            (line, reason)
+        }
+        other => panic!("expected RestoreLine, got {other:?}"),
+    }
+}
+
+#[test]
+fn restore_rejects_tampered_lines() {
+    let src = tempfile::tempdir().unwrap();
+    let s = Store::open(src.path(), small_opts()).unwrap();
+    let batch: Vec<_> = (0..60).map(|i| ev("r", id(30, i), i)).collect();
+    s.append(&batch, &[]).unwrap();
+    let mut out = Vec::new();
+    s.export(&mut out, &no_progress).unwrap();
+    let lines: Vec<String> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+
+    let mut t = lines.clone();
+    t[50] = t[50].replace("\"n\":50", "\"n\":51");
+    let (line, reason) = restore_err(&t);
+    assert_eq!(line, 51);
+    assert!(reason.contains("hash mismatch"), "{reason}");
+
+    let mut t = lines.clone();
+    t.remove(10);
+    let (line, reason) = restore_err(&t);
+    assert_eq!(line, 11);
+    assert!(reason.contains("seq 12"), "{reason}");
+
+    // A line re-hashed after editing its prev_hash: the chain breaks.
+    let mut t = lines.clone();
+    let b = t[5].rfind(",\"hash\":").unwrap();
+    let mut body = t[5][..b].to_string() + "}";
+    let ph = body.find("\"prev_hash\":\"").unwrap() + 13;
+    body.replace_range(ph..ph + 64, &"1".repeat(64));
+    let h = {
+        use sha2::Digest;
+        commitments_store::to_hex(&sha2::Sha256::digest(body.as_bytes()))
+    };
+    t[5] = format!("{},\"hash\":\"{h}\"}}", &body[..body.len() - 1]);
+    let (line, reason) = restore_err(&t);
+    assert_eq!(line, 6);
+    assert!(reason.contains("prev_hash"), "{reason}");
+
+    let mut t = lines;
+    t[2] = "garbage".into();
+    assert_eq!(restore_err(&t).0, 3);
+}
+
+#[test]
+fn tampered_pack_is_named_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(
+        dir.path(),
+        OpenOptions {
+            tail_rewrite_limit: 0,
+            ..small_opts()
+        },
+    )
+    .unwrap();
+    let batch: Vec<_> = (0..30).map(|i| ev("p", id(40, i), i)).collect();
+    s.append(&batch, &[]).unwrap();
+    let batch: Vec<_> = (0..30).map(|i| ev("p", id(41, i), i)).collect();
+    s.append(&batch, &[]).unwrap();
+    assert!(s.verify(&ok_decode, &no_progress).unwrap().is_ok());
+    let tree = s.debug_raw_tree();
+    let packs: Vec<_> = tree.scan_prefix(b"P").map(|kv| kv.unwrap()).collect();
+    assert!(packs.len() >= 2, "{}", packs.len());
+    let (k, v) = packs[1].clone();
+    let first = u64::from_be_bytes(k[1..9].try_into().unwrap());
+
+    // Rewrite one event's content inside a well-formed pack: the hash chain breaks.
+    // (Decompress, edit, recompress by hand through the raw tree.)
+    let raw = lz4_flex::block::decompress(
+        &v[27..],
+        u32::from_be_bytes(v[5..9].try_into().unwrap()) as usize,
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let edited = text.replacen("\"n\":", "\"m\":", 1).into_bytes();
+    assert_eq!(edited.len(), raw.len());
+    let mut nv = v[..27].to_vec();
+    nv[0] = 0; // codec none
+    nv[5..9].copy_from_slice(&(edited.len() as u32).to_be_bytes());
+    nv.extend_from_slice(&edited);
+    tree.insert(&k, nv).unwrap();
+    let r = s.verify(&ok_decode, &no_progress).unwrap();
+    let p = r.first_problem.expect("problem found");
+    assert_eq!(p.seq, first + 1, "{}", p.detail);
+    assert!(p.detail.contains("prev_hash"), "{}", p.detail);
+
+    // Truncated pack: verify names the pack's first seq and range; reads give a typed error.
+    tree.insert(&k, v[..40].to_vec()).unwrap();
+    let r = s.verify(&ok_decode, &no_progress).unwrap();
+    let p = r.first_problem.expect("problem found");
+    assert_eq!(p.seq, first, "{}", p.detail);
+    assert!(p.detail.contains(&format!("{first}..=")), "{}", p.detail);
+    let err = s.read_log(1, None).find_map(|r| r.err()).expect("error");
+    assert!(
+        matches!(err, StoreError::Corrupt { seq, .. } if seq == first),
+        "{err}"
+    );
+    assert!(matches!(
+        s.get_by_id(id(40, 29)),
+        Err(StoreError::Corrupt { .. }) | Ok(_)
+    ));
+
+    // Garbage pack.
+    tree.insert(&k, vec![7u8; 100]).unwrap();
+    let r = s.verify(&ok_decode, &no_progress).unwrap();
+    assert_eq!(r.first_problem.expect("problem").seq, first);
+    tree.insert(&k, Vec::<u8>::new()).unwrap();
+    assert_eq!(
+        s.verify(&ok_decode, &no_progress)
+            .unwrap()
+            .first_problem
+            .expect("problem")
+            .seq,
+        first
+    );
+}
+
+#[test]
+fn decode_callback_failure_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.append(&[ev("a", id(50, 1), 1), ev("a", id(50, 2), 2)], &[])
+        .unwrap();
+    let r = s
+        .verify(
+            &|e| {
+                if e.seq == 2 {
+                    Err("bad type".into())
+                } else {
+                    Ok(())
+                }
+            },
+            &no_progress,
+        )
+        .unwrap();
+    let p = r.first_problem.unwrap();
+    assert_eq!(p.seq, 2);
+    assert!(p.detail.contains("bad type"));
+}
+
+#[test]
+fn format_version_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        s.debug_raw_tree()
+            .insert(b"Mformat", &7u32.to_be_bytes())
+            .unwrap();
+    }
+    match Store::open(dir.path(), OpenOptions::default()) {
+        Err(StoreError::UnsupportedFormat {
+            found: 7,
+            supported: 1,
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    let missing = dir.path().join("nope");
+    assert!(matches!(
+        Store::open(
+            &missing,
+            OpenOptions {
+                create: false,
+                ..OpenOptions::default()
+            }
+        ),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn views_commit_scan_swap_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    assert!(s.view_meta("v").unwrap().is_none());
+    let m = s
+        .view_commit(
+            "v",
+            &[
+                (b"a1".to_vec(), Some(b"x".to_vec())),
+                (b"a2".to_vec(), Some(b"y".to_vec())),
+                (b"b1".to_vec(), Some(b"z".to_vec())),
+            ],
+            5,
+            1,
+        )
+        .unwrap();
+    assert_eq!((m.rows, m.checkpoint, m.version), (3, 5, 1));
+    assert_eq!(s.view_digest_recompute("v").unwrap(), m.digest);
+    let m2 = s
+        .view_commit(
+            "v",
+            &[
+                (b"a2".to_vec(), None),
+                (b"b1".to_vec(), Some(b"w".to_vec())),
+            ],
+            6,
+            1,
+        )
+        .unwrap();
+    assert_eq!(m2.rows, 2);
+    assert_eq!(s.view_digest_recompute("v").unwrap(), m2.digest);
+    let rows: Vec<_> = s.view_scan("v", b"a").map(|r| r.unwrap()).collect();
+    assert_eq!(rows, vec![(b"a1".to_vec(), b"x".to_vec())]);
+    assert_eq!(s.view_get("v", b"b1").unwrap(), Some(b"w".to_vec()));
+
+    // Same rows in another order ⇒ same digest.
+    let m3 = s
+        .view_commit(
+            "shadow",
+            &[
+                (b"b1".to_vec(), Some(b"w".to_vec())),
+                (b"a1".to_vec(), Some(b"x".to_vec())),
+            ],
+            6,
+            2,
+        )
+        .unwrap();
+    assert_eq!(m3.digest, m2.digest);
+    s.view_commit("shadow", &[(b"c".to_vec(), Some(b"1".to_vec()))], 7, 2)
+        .unwrap();
+    s.view_swap("v", "shadow").unwrap();
+    assert!(s.view_meta("shadow").unwrap().is_none());
+    let live = s.view_meta("v").unwrap().unwrap();
+    assert_eq!((live.version, live.checkpoint, live.rows), (2, 7, 3));
+    assert!(live.rebuilt_at.is_some());
+    assert_eq!(s.view_get("v", b"c").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(s.view_digest_recompute("v").unwrap(), live.digest);
+    s.view_drop("v").unwrap();
+    assert!(s.view_meta("v").unwrap().is_none());
+    assert_eq!(s.view_scan("v", b"").count(), 0);
+    assert_eq!(s.debug_views_len(), 1); // only the generation counter is left
+}
+
+/// Child mode for `second_process_gets_locked`: open the store and report.
+#[test]
+fn locked_child() {
+    let Ok(path) = std::env::var("STORE_CHILD_LOCK_PATH") else {
+        return;
+    };
+    match Store::open(std::path::Path::new(&path), OpenOptions::default()) {
+        Err(StoreError::Locked { .. }) => println!("CHILD-RESULT locked"),
+        Err(e) => println!("CHILD-RESULT error {e}"),
+        Ok(_) => println!("CHILD-RESULT opened"),
+    }
+}
+
+#[test]
+fn second_process_gets_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let _s = open(dir.path());
+    let started = Instant::now();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "locked_child", "--nocapture", "--test-threads=1"])
+        .env("STORE_CHILD_LOCK_PATH", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("CHILD-RESULT locked"),
+        "child said: {stdout}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
