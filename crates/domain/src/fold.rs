@@ -51,15 +51,18 @@ pub struct StreamFold {
     pub effective: Vec<Option<Event>>,
 }
 
+/// One raw audit row: status before/after, due before/after, effect.
+type RawStep = (
+    Option<Status>,
+    Option<Status>,
+    Option<DueSpec>,
+    Option<DueSpec>,
+    Effect,
+);
+
 struct Refold {
     state: Option<CommitmentState>,
-    steps: Vec<(
-        Option<Status>,
-        Option<Status>,
-        Option<DueSpec>,
-        Option<DueSpec>,
-        Effect,
-    )>,
+    steps: Vec<RawStep>,
     effective: Vec<Option<Event>>,
     corrected_by: Vec<Vec<EventId>>,
 }

@@ -397,6 +397,7 @@ pub struct Change {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
