@@ -1,0 +1,171 @@
+//! Crash test: a child process appends batches in a loop and is SIGKILLed at a random moment;
+//! the parent reopens and checks that every acknowledged batch is there, byte for byte, that the
+//! head lies on a batch boundary (no partial batch), and that verify passes.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use commitments_store::{NewEvent, OpenOptions, Store};
+use common::*;
+
+fn crash_opts() -> OpenOptions {
+    OpenOptions {
+        large_batch_threshold: 200,
+        chunk_events: 64,
+        ..OpenOptions::default()
+    }
+}
+
+/// The event the child writes at `seq` in `round`: derived only from (round, seq).
+fn event_for(round: u64, seq: u64) -> NewEvent {
+    let id = id(round + 1_000, seq);
+    NewEvent {
+        event_id: id,
+        stream: format!("s{}", seq % 13),
+        event_type: "CallHeld".into(),
+        schema_version: 1,
+        body: body(id, seq, (seq % 97) as usize * 5),
+    }
+}
+
+/// xorshift, seeded per round.
+fn rng(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// Child mode: append forever, announcing each batch before and after.
+#[test]
+fn crash_child() {
+    let Ok(path) = std::env::var("STORE_CRASH_CHILD_PATH") else {
+        return;
+    };
+    let round: u64 = std::env::var("STORE_CRASH_ROUND").unwrap().parse().unwrap();
+    let store = Store::open(Path::new(&path), crash_opts()).unwrap();
+    let mut seq = store.head().unwrap().seq;
+    let mut state = 0x2545_F491_4F6C_DD1D ^ (round + 1).wrapping_mul(0x9E37_79B9);
+    let stdout = std::io::stdout();
+    loop {
+        let n = match rng(&mut state) % 10 {
+            0 => 201 + rng(&mut state) % 1500, // large: chunked past the head
+            1..=3 => 1,
+            _ => 1 + rng(&mut state) % 60,
+        };
+        let batch: Vec<NewEvent> = (seq + 1..=seq + n).map(|s| event_for(round, s)).collect();
+        {
+            let mut o = stdout.lock();
+            writeln!(o, "BEGIN {}", seq + n).unwrap();
+            o.flush().unwrap();
+        }
+        let out = store.append(&batch, &[]).unwrap();
+        assert_eq!(out.last_seq, Some(seq + n));
+        seq += n;
+        let mut o = stdout.lock();
+        writeln!(o, "ACK {seq}").unwrap();
+        o.flush().unwrap();
+    }
+}
+
+#[test]
+fn crash_recovery_keeps_acknowledged_batches_whole() {
+    if std::env::var("STORE_CRASH_CHILD_PATH").is_ok() {
+        return;
+    }
+    let rounds: u64 = std::env::var("CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let exe = std::env::current_exe().unwrap();
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    let mut state = 0x1234_5678_9ABC_DEF1u64;
+    for round in 0..rounds {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(&exe)
+            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .env("STORE_CRASH_CHILD_PATH", dir.path())
+            .env("STORE_CRASH_ROUND", round.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut acked = 0u64;
+            let mut boundaries = BTreeSet::from([0u64]);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(v) = line.strip_prefix("ACK ") {
+                    acked = v.parse().unwrap();
+                } else if let Some(v) = line.strip_prefix("BEGIN ") {
+                    boundaries.insert(v.parse::<u64>().unwrap());
+                }
+            }
+            (acked, boundaries)
+        });
+        let delay = 150 + rng(&mut state) % 600;
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let (acked, boundaries) = reader.join().unwrap();
+
+        let check = || -> Result<u64, String> {
+            let store = Store::open(dir.path(), crash_opts()).map_err(|e| format!("open: {e}"))?;
+            let head = store.head().map_err(|e| e.to_string())?.seq;
+            if head < acked {
+                return Err(format!("head {head} < acknowledged {acked}"));
+            }
+            if !boundaries.contains(&head) {
+                return Err(format!(
+                    "head {head} is not a batch boundary {boundaries:?}"
+                ));
+            }
+            let mut n = 0;
+            for e in store.read_log(1, None) {
+                let e = e.map_err(|e| e.to_string())?;
+                n += 1;
+                let want = event_for(round, e.seq);
+                if e.body_json() != want.body || e.stream != want.stream {
+                    return Err(format!("seq {} has unexpected bytes", e.seq));
+                }
+            }
+            if n != head {
+                return Err(format!("read {n} events, head {head}"));
+            }
+            let r = store
+                .verify(&ok_decode, &no_progress)
+                .map_err(|e| e.to_string())?;
+            if let Some(p) = r.first_problem {
+                return Err(format!("verify: seq {}: {}", p.seq, p.detail));
+            }
+            // The store stays writable after recovery.
+            store
+                .append(&[event_for(round, head + 1)], &[])
+                .map_err(|e| format!("append after recovery: {e}"))?;
+            Ok(head)
+        };
+        match check() {
+            Ok(head) => eprintln!(
+                "round {round}: killed after {delay} ms, acked {acked}, recovered head {head}"
+            ),
+            Err(e) => {
+                eprintln!("round {round}: FAILURE {e}");
+                failures.push((round, e));
+            }
+        }
+    }
+    eprintln!(
+        "crash test: {rounds} rounds in {:.1?}, {} failures",
+        started.elapsed(),
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{failures:?}");
+}
