@@ -71,7 +71,7 @@ proptest! {
                     }
                 }
                 Op::Reopen => {
-                    store = None;
+                    drop(store.take());
                     store = Some(Store::open(dir.path(), small_opts()).unwrap());
                 }
             }
