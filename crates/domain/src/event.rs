@@ -486,8 +486,13 @@ fn probe_type(bytes: &[u8]) -> Result<String, DomainError> {
             ))),
         };
     }
-    let probe: Probe<'_> =
-        serde_json::from_slice(bytes).map_err(|e| DomainError::Malformed(e.to_string()))?;
+    let probe: Probe<'_> = serde_json::from_slice(bytes).map_err(|e| {
+        // Valid JSON whose `type` is not a string: name the field.
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(_)) => DomainError::field("type", "must be a string"),
+            _ => DomainError::Malformed(e.to_string()),
+        }
+    })?;
     match probe.t {
         None => Err(DomainError::field("type", "missing field `type`")),
         Some(t) if EVENT_TYPES.contains(&t.as_ref()) => Ok(t.into_owned()),
@@ -514,7 +519,18 @@ fn field_error(path: &str, inner: &serde_json::Error) -> DomainError {
         Some(i) => msg[..i].to_owned(),
         None => msg,
     };
-    let join = |field: &str| {
+    // serde_path_to_error's path may already end with the offending key (it does for an
+    // unknown field); strip it so the key is not named twice (`foo.foo`).
+    let parent = |name: &str| -> String {
+        if path == name {
+            ".".to_owned()
+        } else {
+            path.strip_suffix(&format!(".{name}"))
+                .unwrap_or(path)
+                .to_owned()
+        }
+    };
+    let join = |path: &str, field: &str| {
         if path == "." || path.is_empty() {
             field.to_owned()
         } else {
@@ -523,7 +539,8 @@ fn field_error(path: &str, inner: &serde_json::Error) -> DomainError {
     };
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let name = rest.split('`').next().unwrap_or("");
-        let field = join(name);
+        let path = parent(name);
+        let field = join(&path, name);
         let reason = if (path == "." || path.is_empty()) && STORE_FIELDS.contains(&name) {
             format!("`{name}` is added by the store; an input line may not set it (only `restore` accepts it)")
         } else {
@@ -533,7 +550,7 @@ fn field_error(path: &str, inner: &serde_json::Error) -> DomainError {
     }
     if let Some(rest) = msg.strip_prefix("missing field `") {
         let name = rest.split('`').next().unwrap_or("");
-        return DomainError::field(join(name), format!("missing field `{name}`"));
+        return DomainError::field(join(path, name), format!("missing field `{name}`"));
     }
     let field = if path.is_empty() {
         ".".to_owned()
