@@ -1,0 +1,302 @@
+//! The rows each view stores, and the typed, cached access to a view namespace that
+//! projections write through.
+
+use std::collections::{BTreeSet, HashMap};
+
+use commitments_domain::event::Event;
+use commitments_domain::values::{CallMode, Country, DocType, Evidence, Participant, Place};
+use commitments_domain::{CommitmentState, Edtf};
+use commitments_store::Store;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ProjectionError, Result};
+
+/// One event as read back from the log and decoded.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Global position.
+    pub seq: u64,
+    /// Stream (subject id).
+    pub stream: String,
+    /// Position in the stream, from 1.
+    pub stream_version: u64,
+    /// When the store appended it.
+    pub recorded_at: String,
+    /// The event.
+    pub event: Event,
+    /// Its hash (hex).
+    pub hash: String,
+}
+
+/// A commitment as the `commitments` view keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommitmentRow {
+    /// The folded state (None only transiently).
+    pub state: CommitmentState,
+    /// Seq of the opener.
+    pub opened_seq: u64,
+    /// Seq of the last event of the stream.
+    pub last_seq: u64,
+    /// Events in the stream, corrections, retractions and invalidated ones included.
+    pub event_count: u64,
+    /// Evidence of the events that count, without repeats.
+    pub evidence: Vec<Evidence>,
+    /// Sources cited, sorted.
+    pub sources: Vec<String>,
+    /// True once the stream holds a correction or retraction (later events refold it).
+    pub refolded: bool,
+}
+
+/// A contact in the `calls` view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRow {
+    /// Call id.
+    pub call_id: String,
+    /// When (EDTF).
+    pub occurred: Option<Edtf>,
+    /// How.
+    pub mode: CallMode,
+    /// Who.
+    pub participants: Vec<Participant>,
+    /// Topics.
+    pub topics: Vec<String>,
+    /// Where.
+    pub location: Option<Place>,
+    /// Commitments whose `origin` is this call.
+    pub commitments: Vec<String>,
+    /// Seq of the `CallHeld`.
+    pub seq: u64,
+    /// Seq of the stream's last event.
+    pub last_seq: u64,
+    /// Events in the stream.
+    pub event_count: u64,
+    /// Evidence.
+    pub evidence: Vec<Evidence>,
+    /// True when its `CallHeld` was retracted.
+    pub retracted: bool,
+}
+
+/// A review of a document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewRow {
+    /// Seq of the `RoadmapReviewed`.
+    pub seq: u64,
+    /// When.
+    pub occurred: Option<Edtf>,
+    /// Who.
+    pub parties: Vec<Country>,
+    /// What was said.
+    pub summary: String,
+    /// In which call.
+    pub reviewed_in: Option<String>,
+    /// Progress reported.
+    pub progress: Option<String>,
+}
+
+/// A signed document in the `documents` view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentRow {
+    /// Document id.
+    pub document_id: String,
+    /// Title.
+    pub title: String,
+    /// Kind.
+    pub doc_type: DocType,
+    /// Parties.
+    pub parties: Vec<Country>,
+    /// When it was signed (EDTF).
+    pub signed: Option<Edtf>,
+    /// Its reviews, in order.
+    pub reviews: Vec<ReviewRow>,
+    /// Seq of the `AgreementSigned`.
+    pub seq: u64,
+    /// Seq of the stream's last event.
+    pub last_seq: u64,
+    /// Events in the stream.
+    pub event_count: u64,
+    /// Evidence.
+    pub evidence: Vec<Evidence>,
+    /// True when its `AgreementSigned` was retracted.
+    pub retracted: bool,
+}
+
+/// A source in the `sources` view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceRow {
+    /// Source id.
+    pub source_id: String,
+    /// URL.
+    pub url: String,
+    /// Title.
+    pub title: String,
+    /// Language.
+    pub language: String,
+    /// Publisher.
+    pub publisher: Option<String>,
+    /// Publication date (EDTF).
+    pub published: Option<Edtf>,
+    /// Retrieval time.
+    pub retrieved_at: Option<String>,
+    /// Seq of the `SourceRegistered`.
+    pub seq: u64,
+    /// Seq of the stream's last event.
+    pub last_seq: u64,
+    /// Events in the stream.
+    pub event_count: u64,
+    /// True when its registration was retracted.
+    pub retracted: bool,
+}
+
+/// Adds evidence entries not already present.
+pub fn merge_evidence(into: &mut Vec<Evidence>, sources: &mut Vec<String>, add: &[Evidence]) {
+    for e in add {
+        if !into.contains(e) {
+            into.push(e.clone());
+        }
+        let s = e.source_id.to_string();
+        if let Err(i) = sources.binary_search(&s) {
+            sources.insert(i, s);
+        }
+    }
+}
+
+/// Typed, cached rows of one namespace: reads fall through to the store (when there is one),
+/// writes stay in memory until [`Rows::take_changes`]. Primary rows are keyed `r` + id;
+/// secondary index entries `i` + key, derived from each row by `index` and kept in step.
+#[derive(Debug)]
+pub struct Rows<T> {
+    ns: String,
+    cache: HashMap<String, Option<T>>,
+    original: HashMap<String, Option<T>>,
+    index: fn(&str, &T) -> Vec<Vec<u8>>,
+}
+
+/// Row changes for the store: `(key, Some(value))` to write, `(key, None)` to delete.
+pub type Changes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// Row key of a primary row.
+pub fn row_key(id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(id.len() + 1);
+    k.push(b'r');
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
+    /// Rows of namespace `ns`, with secondary keys from `index`.
+    pub fn new(ns: &str, index: fn(&str, &T) -> Vec<Vec<u8>>) -> Self {
+        Rows {
+            ns: ns.to_owned(),
+            cache: HashMap::new(),
+            original: HashMap::new(),
+            index,
+        }
+    }
+
+    /// The namespace.
+    pub fn ns(&self) -> &str {
+        &self.ns
+    }
+
+    fn load(&mut self, store: Option<&Store>, id: &str) -> Result<()> {
+        if self.cache.contains_key(id) {
+            return Ok(());
+        }
+        let row = match store {
+            Some(s) => match s.view_get(&self.ns, &row_key(id))? {
+                Some(bytes) => Some(serde_json::from_slice::<T>(&bytes).map_err(|e| {
+                    ProjectionError::Decode {
+                        seq: 0,
+                        reason: format!("view {} row {id}: {e}", self.ns),
+                    }
+                })?),
+                None => None,
+            },
+            None => None,
+        };
+        self.original.insert(id.to_owned(), row.clone());
+        self.cache.insert(id.to_owned(), row);
+        Ok(())
+    }
+
+    /// The row for `id`.
+    pub fn get(&mut self, store: Option<&Store>, id: &str) -> Result<Option<&T>> {
+        self.load(store, id)?;
+        Ok(self.cache.get(id).and_then(|r| r.as_ref()))
+    }
+
+    /// The row for `id`, mutable.
+    pub fn get_mut(&mut self, store: Option<&Store>, id: &str) -> Result<Option<&mut T>> {
+        self.load(store, id)?;
+        Ok(self.cache.get_mut(id).and_then(|r| r.as_mut()))
+    }
+
+    /// Sets (or with `None` deletes) the row for `id`.
+    pub fn put(&mut self, store: Option<&Store>, id: &str, row: Option<T>) -> Result<()> {
+        self.load(store, id)?;
+        self.cache.insert(id.to_owned(), row);
+        Ok(())
+    }
+
+    /// Every cached row (for in-memory folds).
+    pub fn cached(&self) -> impl Iterator<Item = (&String, &T)> {
+        self.cache
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+    }
+
+    /// Number of cached rows.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+
+    /// The changed rows and index entries as store changes, in key order; clears the cache.
+    pub fn take_changes(&mut self) -> Result<Changes> {
+        let mut out = Vec::new();
+        let mut idx_del: BTreeSet<Vec<u8>> = BTreeSet::new();
+        let mut idx_add: BTreeSet<Vec<u8>> = BTreeSet::new();
+        for (id, row) in self.cache.drain() {
+            let orig = self.original.remove(&id).flatten();
+            if orig.as_ref() == row.as_ref() {
+                continue;
+            }
+            if let Some(o) = &orig {
+                for k in (self.index)(&id, o) {
+                    idx_del.insert(k);
+                }
+            }
+            match &row {
+                Some(r) => {
+                    for k in (self.index)(&id, r) {
+                        idx_add.insert(k);
+                    }
+                    let bytes = serde_json::to_vec(r).map_err(|e| ProjectionError::Decode {
+                        seq: 0,
+                        reason: format!("cannot encode row {id}: {e}"),
+                    })?;
+                    out.push((row_key(&id), Some(bytes)));
+                }
+                None => out.push((row_key(&id), None)),
+            }
+        }
+        self.original.clear();
+        for k in idx_del.difference(&idx_add) {
+            let mut key = vec![b'i'];
+            key.extend_from_slice(k);
+            out.push((key, None));
+        }
+        for k in idx_add.difference(&idx_del) {
+            let mut key = vec![b'i'];
+            key.extend_from_slice(k);
+            out.push((key, Some(Vec::new())));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}

@@ -1,0 +1,582 @@
+//! The projections (one per view) and the runner that catches views up from their
+//! checkpoints, rebuilds them into shadow namespaces and swaps them in.
+
+use commitments_domain::event::Event;
+use commitments_domain::{decide, evolve, fold_stream, Effect, Upcasters};
+use commitments_store::{Store, StoredEvent};
+
+use crate::error::{ProjectionError, Result};
+use crate::rows::*;
+
+/// What a projection's `apply` may use besides its rows.
+#[derive(Debug)]
+pub struct Env<'a> {
+    /// The store, to read a stream when a correction makes it refold.
+    pub store: &'a Store,
+    /// Whether rows are read from the store (false for in-memory time-travel folds).
+    pub backed: bool,
+    /// Upcasters for stored events.
+    pub upcasters: &'a Upcasters,
+}
+
+impl Env<'_> {
+    fn backing(&self) -> Option<&Store> {
+        self.backed.then_some(self.store)
+    }
+
+    /// The events of `stream` with `seq <= upto`, decoded.
+    pub fn stream_upto(&self, stream: &str, upto: u64) -> Result<Vec<Recorded>> {
+        let mut out = Vec::new();
+        for se in self.store.read_stream(stream, 1)? {
+            if se.seq > upto {
+                break;
+            }
+            out.push(decode(&se, self.upcasters)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Decodes a stored event.
+pub fn decode(se: &StoredEvent, upcasters: &Upcasters) -> Result<Recorded> {
+    let event = Event::from_stored(&se.body_json(), se.schema_version, upcasters).map_err(|e| {
+        ProjectionError::Decode {
+            seq: se.seq,
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(Recorded {
+        seq: se.seq,
+        stream: se.stream.clone(),
+        stream_version: se.stream_version,
+        recorded_at: se.recorded_at.clone(),
+        event,
+        hash: se.hash_hex(),
+    })
+}
+
+/// A view: a name, a version (bumped whenever its logic changes, which makes every store
+/// rebuild it on open) and how one event changes its rows.
+pub trait Projection {
+    /// The row type.
+    type Row: serde::Serialize + serde::de::DeserializeOwned + Clone + PartialEq;
+    /// The view's name (its namespace).
+    const NAME: &'static str;
+    /// The version of its logic.
+    const VERSION: u32;
+    /// Secondary index keys of a row.
+    fn index(_id: &str, _row: &Self::Row) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+    /// Applies one event.
+    fn apply(rec: &Recorded, rows: &mut Rows<Self::Row>, env: &Env<'_>) -> Result<()>;
+}
+
+fn is_meta(e: &Event) -> bool {
+    matches!(e, Event::EventCorrected(_) | Event::EventRetracted(_))
+}
+
+/// `commitments`: one row per commitment, indexed by status, country and kind.
+#[derive(Debug)]
+pub struct CommitmentsView;
+
+/// Index key helpers for the `commitments` view.
+pub mod index_keys {
+    /// `s\0<status>\0<id>`
+    pub fn status(status: &str, id: &str) -> Vec<u8> {
+        format!("s\0{status}\0{id}").into_bytes()
+    }
+    /// `c\0<country>\0<id>`
+    pub fn country(country: &str, id: &str) -> Vec<u8> {
+        format!("c\0{country}\0{id}").into_bytes()
+    }
+    /// `k\0<kind>\0<id>`
+    pub fn kind(kind: &str, id: &str) -> Vec<u8> {
+        format!("k\0{kind}\0{id}").into_bytes()
+    }
+}
+
+impl CommitmentsView {
+    fn refold(stream: &str, upto: &Recorded, env: &Env<'_>) -> Result<Option<CommitmentRow>> {
+        let events = env.stream_upto(stream, upto.seq)?;
+        let refs: Vec<&Event> = events.iter().map(|r| &r.event).collect();
+        let fold = fold_stream(&refs);
+        let Some(state) = fold.state else {
+            return Ok(None);
+        };
+        let mut evidence = Vec::new();
+        let mut sources = Vec::new();
+        for (i, ev) in fold.effective.iter().enumerate() {
+            match ev {
+                Some(e) => merge_evidence(&mut evidence, &mut sources, e.common().evidence),
+                None if is_meta(&events[i].event) => merge_evidence(
+                    &mut evidence,
+                    &mut sources,
+                    events[i].event.common().evidence,
+                ),
+                None => {}
+            }
+        }
+        Ok(Some(CommitmentRow {
+            state,
+            opened_seq: events.first().map(|r| r.seq).unwrap_or(upto.seq),
+            last_seq: upto.seq,
+            event_count: events.len() as u64,
+            evidence,
+            sources,
+            refolded: true,
+        }))
+    }
+}
+
+impl Projection for CommitmentsView {
+    type Row = CommitmentRow;
+    const NAME: &'static str = "commitments";
+    const VERSION: u32 = 1;
+
+    fn index(id: &str, row: &CommitmentRow) -> Vec<Vec<u8>> {
+        let mut keys = vec![
+            index_keys::status(row.state.status.as_str(), id),
+            index_keys::kind(row.state.kind.as_str(), id),
+        ];
+        for p in &row.state.parties {
+            keys.push(index_keys::country(p.as_str(), id));
+        }
+        keys
+    }
+
+    fn apply(rec: &Recorded, rows: &mut Rows<CommitmentRow>, env: &Env<'_>) -> Result<()> {
+        let backing = env.backing();
+        let id = rec.stream.as_str();
+        let e = &rec.event;
+        if is_meta(e) {
+            if rows.get(backing, id)?.is_some() {
+                let row = Self::refold(id, rec, env)?;
+                rows.put(backing, id, row)?;
+            }
+            return Ok(());
+        }
+        if e.commitment_id().is_none() {
+            return Ok(());
+        }
+        let existing = rows.get_mut(backing, id)?;
+        match existing {
+            None => {
+                if let Some(state) = evolve(None, e) {
+                    let mut row = CommitmentRow {
+                        state,
+                        opened_seq: rec.seq,
+                        last_seq: rec.seq,
+                        event_count: 1,
+                        evidence: Vec::new(),
+                        sources: Vec::new(),
+                        refolded: false,
+                    };
+                    merge_evidence(&mut row.evidence, &mut row.sources, e.common().evidence);
+                    rows.put(backing, id, Some(row))?;
+                }
+            }
+            Some(row) if !row.refolded && decide(Some(&row.state), e).is_ok() => {
+                let state = row.state.clone();
+                if let Some(next) = evolve(Some(state), e) {
+                    row.state = next;
+                }
+                row.last_seq = rec.seq;
+                row.event_count += 1;
+                merge_evidence(&mut row.evidence, &mut row.sources, e.common().evidence);
+            }
+            Some(_) => {
+                let row = Self::refold(id, rec, env)?;
+                rows.put(backing, id, row)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `calls`: the contact log.
+#[derive(Debug)]
+pub struct CallsView;
+
+impl CallsView {
+    fn rebuild_row(
+        id: &str,
+        rec: &Recorded,
+        env: &Env<'_>,
+        old: Option<&CallRow>,
+    ) -> Result<Option<CallRow>> {
+        let events = env.stream_upto(id, rec.seq)?;
+        let refs: Vec<&Event> = events.iter().map(|r| &r.event).collect();
+        let fold = fold_stream(&refs);
+        let retracted = fold
+            .steps
+            .first()
+            .is_some_and(|s| matches!(s.effect, Effect::Retracted(_)));
+        let base = fold
+            .effective
+            .first()
+            .cloned()
+            .flatten()
+            .or_else(|| events.first().map(|r| r.event.clone()));
+        let Some(Event::CallHeld(c)) = base else {
+            return Ok(old.cloned());
+        };
+        Ok(Some(CallRow {
+            call_id: c.call_id.to_string(),
+            occurred: c.occurred.clone(),
+            mode: c.mode,
+            participants: c.participants.clone(),
+            topics: c.topics.clone().unwrap_or_default(),
+            location: c.location.clone(),
+            commitments: old.map(|o| o.commitments.clone()).unwrap_or_default(),
+            seq: events.first().map(|r| r.seq).unwrap_or(rec.seq),
+            last_seq: rec.seq,
+            event_count: events.len() as u64,
+            evidence: c.evidence.clone().unwrap_or_default(),
+            retracted,
+        }))
+    }
+}
+
+impl Projection for CallsView {
+    type Row = CallRow;
+    const NAME: &'static str = "calls";
+    const VERSION: u32 = 1;
+
+    fn apply(rec: &Recorded, rows: &mut Rows<CallRow>, env: &Env<'_>) -> Result<()> {
+        let backing = env.backing();
+        match &rec.event {
+            Event::CallHeld(c) => {
+                let row = CallRow {
+                    call_id: c.call_id.to_string(),
+                    occurred: c.occurred.clone(),
+                    mode: c.mode,
+                    participants: c.participants.clone(),
+                    topics: c.topics.clone().unwrap_or_default(),
+                    location: c.location.clone(),
+                    commitments: Vec::new(),
+                    seq: rec.seq,
+                    last_seq: rec.seq,
+                    event_count: 1,
+                    evidence: c.evidence.clone().unwrap_or_default(),
+                    retracted: false,
+                };
+                rows.put(backing, &rec.stream, Some(row))?;
+            }
+            Event::ConsultationAgreed(_) | Event::InvitationExtended(_) => {
+                let origin = match &rec.event {
+                    Event::ConsultationAgreed(e) => e.origin.as_ref(),
+                    Event::InvitationExtended(e) => e.origin.as_ref(),
+                    _ => None,
+                };
+                if let Some(origin) = origin {
+                    if let Some(row) = rows.get_mut(backing, origin.as_str())? {
+                        if !row.commitments.iter().any(|c| c == &rec.stream) {
+                            row.commitments.push(rec.stream.clone());
+                        }
+                    }
+                }
+            }
+            e if is_meta(e) => {
+                if let Some(old) = rows.get(backing, &rec.stream)?.cloned() {
+                    let row = Self::rebuild_row(&rec.stream, rec, env, Some(&old))?;
+                    rows.put(backing, &rec.stream, row)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// `documents`: agreements and their reviews.
+#[derive(Debug)]
+pub struct DocumentsView;
+
+impl DocumentsView {
+    fn fold_rows(id: &str, rec: &Recorded, env: &Env<'_>) -> Result<Option<DocumentRow>> {
+        let events = env.stream_upto(id, rec.seq)?;
+        let refs: Vec<&Event> = events.iter().map(|r| &r.event).collect();
+        let fold = fold_stream(&refs);
+        let mut row: Option<DocumentRow> = None;
+        for (i, eff) in fold.effective.iter().enumerate() {
+            let seq = events[i].seq;
+            match (eff, &events[i].event) {
+                (Some(Event::AgreementSigned(a)), _) => row = Some(signed_row(a, seq)),
+                (None, Event::AgreementSigned(a)) if !is_meta(&events[i].event) => {
+                    let mut r = signed_row(a, seq);
+                    r.retracted = true;
+                    row = Some(r);
+                }
+                (Some(Event::RoadmapReviewed(r)), _) => {
+                    if let Some(d) = row.as_mut() {
+                        d.reviews.push(review_row(r, seq));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(r) = row.as_mut() {
+            r.last_seq = rec.seq;
+            r.event_count = events.len() as u64;
+        }
+        Ok(row)
+    }
+}
+
+fn signed_row(a: &commitments_domain::event::AgreementSigned, seq: u64) -> DocumentRow {
+    DocumentRow {
+        document_id: a.document_id.to_string(),
+        title: a.title.clone(),
+        doc_type: a.doc_type,
+        parties: a.parties.clone(),
+        signed: a.occurred.clone(),
+        reviews: Vec::new(),
+        seq,
+        last_seq: seq,
+        event_count: 1,
+        evidence: a.evidence.clone().unwrap_or_default(),
+        retracted: false,
+    }
+}
+
+fn review_row(r: &commitments_domain::event::RoadmapReviewed, seq: u64) -> ReviewRow {
+    ReviewRow {
+        seq,
+        occurred: r.occurred.clone(),
+        parties: r.parties.clone(),
+        summary: r.summary.clone(),
+        reviewed_in: r.reviewed_in.as_ref().map(|c| c.to_string()),
+        progress: r.progress.clone(),
+    }
+}
+
+impl Projection for DocumentsView {
+    type Row = DocumentRow;
+    const NAME: &'static str = "documents";
+    const VERSION: u32 = 1;
+
+    fn apply(rec: &Recorded, rows: &mut Rows<DocumentRow>, env: &Env<'_>) -> Result<()> {
+        let backing = env.backing();
+        match &rec.event {
+            Event::AgreementSigned(a) => {
+                rows.put(backing, &rec.stream, Some(signed_row(a, rec.seq)))?
+            }
+            Event::RoadmapReviewed(r) => {
+                if let Some(d) = rows.get_mut(backing, &rec.stream)? {
+                    d.reviews.push(review_row(r, rec.seq));
+                    d.last_seq = rec.seq;
+                    d.event_count += 1;
+                }
+            }
+            e if is_meta(e) && rows.get(backing, &rec.stream)?.is_some() => {
+                let row = Self::fold_rows(&rec.stream, rec, env)?;
+                rows.put(backing, &rec.stream, row)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// `sources`: registered sources.
+#[derive(Debug)]
+pub struct SourcesView;
+
+fn source_row(s: &commitments_domain::event::SourceRegistered, seq: u64) -> SourceRow {
+    SourceRow {
+        source_id: s.source_id.to_string(),
+        url: s.url.clone(),
+        title: s.title.clone(),
+        language: s.language.clone(),
+        publisher: s.publisher.clone(),
+        published: s.published.clone(),
+        retrieved_at: s.retrieved_at.clone(),
+        seq,
+        last_seq: seq,
+        event_count: 1,
+        retracted: false,
+    }
+}
+
+impl Projection for SourcesView {
+    type Row = SourceRow;
+    const NAME: &'static str = "sources";
+    const VERSION: u32 = 1;
+
+    fn apply(rec: &Recorded, rows: &mut Rows<SourceRow>, env: &Env<'_>) -> Result<()> {
+        let backing = env.backing();
+        match &rec.event {
+            Event::SourceRegistered(s) => {
+                rows.put(backing, &rec.stream, Some(source_row(s, rec.seq)))?
+            }
+            e if is_meta(e) && rows.get(backing, &rec.stream)?.is_some() => {
+                let events = env.stream_upto(&rec.stream, rec.seq)?;
+                let refs: Vec<&Event> = events.iter().map(|r| &r.event).collect();
+                let fold = fold_stream(&refs);
+                let row = match (fold.effective.first().cloned().flatten(), events.first()) {
+                    (Some(Event::SourceRegistered(s)), Some(first)) => {
+                        Some(source_row(&s, first.seq))
+                    }
+                    (None, Some(first)) => match &first.event {
+                        Event::SourceRegistered(s) => {
+                            let mut r = source_row(s, first.seq);
+                            r.retracted = true;
+                            Some(r)
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let row = row.map(|mut r| {
+                    r.last_seq = rec.seq;
+                    r.event_count = events.len() as u64;
+                    r
+                });
+                rows.put(backing, &rec.stream, row)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The names and versions of every view, in the order they are reported.
+pub const VIEWS: &[(&str, u32)] = &[
+    (CommitmentsView::NAME, CommitmentsView::VERSION),
+    (CallsView::NAME, CallsView::VERSION),
+    (DocumentsView::NAME, DocumentsView::VERSION),
+    (SourcesView::NAME, SourcesView::VERSION),
+];
+
+/// The rows of every view, for one pass over the log.
+#[derive(Debug)]
+pub struct ViewSet {
+    /// `commitments`
+    pub commitments: Rows<CommitmentRow>,
+    /// `calls`
+    pub calls: Rows<CallRow>,
+    /// `documents`
+    pub documents: Rows<DocumentRow>,
+    /// `sources`
+    pub sources: Rows<SourceRow>,
+    /// Per view: apply events with seq above this (its checkpoint); `None` = view not in this pass.
+    pub from: [Option<u64>; 4],
+    /// Per view: the version its namespace is written with.
+    pub versions: [u32; 4],
+}
+
+impl ViewSet {
+    /// Rows over namespaces named `<view><suffix>` (suffix "" = live).
+    pub fn new(suffix: &str) -> ViewSet {
+        ViewSet {
+            commitments: Rows::new(
+                &format!("{}{suffix}", CommitmentsView::NAME),
+                CommitmentsView::index,
+            ),
+            calls: Rows::new(&format!("{}{suffix}", CallsView::NAME), CallsView::index),
+            documents: Rows::new(
+                &format!("{}{suffix}", DocumentsView::NAME),
+                DocumentsView::index,
+            ),
+            sources: Rows::new(
+                &format!("{}{suffix}", SourcesView::NAME),
+                SourcesView::index,
+            ),
+            from: [Some(0); 4],
+            versions: [
+                CommitmentsView::VERSION,
+                CallsView::VERSION,
+                DocumentsView::VERSION,
+                SourcesView::VERSION,
+            ],
+        }
+    }
+
+    /// The namespace of view `i`.
+    pub fn ns(&self, i: usize) -> &str {
+        match i {
+            0 => self.commitments.ns(),
+            1 => self.calls.ns(),
+            2 => self.documents.ns(),
+            _ => self.sources.ns(),
+        }
+    }
+
+    /// Applies one event to every view in this pass whose checkpoint is below it.
+    pub fn apply(&mut self, rec: &Recorded, env: &Env<'_>) -> Result<()> {
+        let due = |i: usize| self.from[i].is_some_and(|f| rec.seq > f);
+        let (d0, d1, d2, d3) = (due(0), due(1), due(2), due(3));
+        if d0 {
+            CommitmentsView::apply(rec, &mut self.commitments, env)?;
+        }
+        if d1 {
+            CallsView::apply(rec, &mut self.calls, env)?;
+        }
+        if d2 {
+            DocumentsView::apply(rec, &mut self.documents, env)?;
+        }
+        if d3 {
+            SourcesView::apply(rec, &mut self.sources, env)?;
+        }
+        Ok(())
+    }
+
+    /// Writes every view's changes with checkpoint `seq`, each view atomically.
+    pub fn commit(&mut self, store: &Store, seq: u64) -> Result<()> {
+        for i in 0..4 {
+            let Some(from) = self.from[i] else { continue };
+            let changes = match i {
+                0 => self.commitments.take_changes()?,
+                1 => self.calls.take_changes()?,
+                2 => self.documents.take_changes()?,
+                _ => self.sources.take_changes()?,
+            };
+            if seq > from || !changes.is_empty() {
+                let ns = self.ns(i).to_owned();
+                store.view_commit(&ns, &changes, seq.max(from), self.versions[i])?;
+                self.from[i] = Some(seq.max(from));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Events applied between two commits of a catch-up or rebuild.
+pub const BATCH_EVENTS: u64 = 20_000;
+
+/// Catches `set` up from its per-view checkpoints to `to`, committing every
+/// [`BATCH_EVENTS`]. Returns how many events were read.
+pub fn run(
+    store: &Store,
+    set: &mut ViewSet,
+    to: u64,
+    upcasters: &Upcasters,
+    progress: &dyn Fn(u64),
+) -> Result<u64> {
+    let start = set.from.iter().flatten().min().copied().unwrap_or(to);
+    if start >= to {
+        return Ok(0);
+    }
+    let env = Env {
+        store,
+        backed: true,
+        upcasters,
+    };
+    let mut n = 0u64;
+    let mut last = start;
+    for se in store.read_log(start + 1, Some(to)) {
+        let se = se?;
+        let rec = decode(&se, upcasters)?;
+        set.apply(&rec, &env)?;
+        n += 1;
+        last = rec.seq;
+        if n % BATCH_EVENTS == 0 {
+            set.commit(store, last)?;
+            progress(n);
+        }
+    }
+    set.commit(store, last.max(to))?;
+    progress(n);
+    Ok(n)
+}
