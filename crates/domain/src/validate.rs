@@ -339,7 +339,23 @@ impl<'c, C: Context> Validator<'c, C> {
                     ))
                 }
                 (_, Some(cur)) => cur,
-                (t, None) => t.clone(),
+                // Invalidated by the refold (so not in `effective`): still patched by the
+                // corrections the fold applied to it, in order.
+                (t, None) => {
+                    let applied = pos
+                        .and_then(|p| fold.steps.get(p))
+                        .map(|s| s.corrected_by.as_slice())
+                        .unwrap_or(&[]);
+                    let mut cur = t.clone();
+                    for cid in applied {
+                        if let Some(Event::EventCorrected(ec)) =
+                            events.iter().find(|e| e.event_id().as_ref() == Some(cid))
+                        {
+                            cur = apply_changes(&cur, &ec.changes)?;
+                        }
+                    }
+                    cur
+                }
             };
             apply_changes(&base, &c.changes)?;
         } else {
