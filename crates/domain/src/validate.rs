@@ -194,13 +194,7 @@ impl<'c, C: Context> Validator<'c, C> {
                 ))
             };
         }
-        for (i, ev) in event.common().evidence.iter().enumerate() {
-            self.require(
-                &ev.source_id,
-                SubjectKind::Source,
-                &format!("evidence[{i}].source_id"),
-            )?;
-        }
+        self.check_evidence(event)?;
         let stream = match event {
             Event::EventCorrected(_) | Event::EventRetracted(_) => self.check_meta(event)?,
             _ => self.check_world(event)?,
@@ -216,12 +210,20 @@ impl<'c, C: Context> Validator<'c, C> {
         Ok(Verdict::Append { stream })
     }
 
-    fn check_world(&mut self, event: &Event) -> Result<String, DomainError> {
-        let subject = event
-            .subject()
-            .ok_or_else(|| DomainError::field("type", "event has no subject"))?
-            .clone();
-        let field = event.subject_field().unwrap_or("id");
+    /// Evidence must name registered sources.
+    fn check_evidence(&self, event: &Event) -> Result<(), DomainError> {
+        for (i, ev) in event.common().evidence.iter().enumerate() {
+            self.require(
+                &ev.source_id,
+                SubjectKind::Source,
+                &format!("evidence[{i}].source_id"),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `origin`, `reviewed_in`, `by_call` name calls; `RoadmapReviewed` a document.
+    fn check_references(&self, event: &Event) -> Result<(), DomainError> {
         match event {
             Event::RoadmapReviewed(e) => {
                 self.require(&e.document_id, SubjectKind::Document, "document_id")?;
@@ -251,6 +253,16 @@ impl<'c, C: Context> Validator<'c, C> {
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    fn check_world(&mut self, event: &Event) -> Result<String, DomainError> {
+        let subject = event
+            .subject()
+            .ok_or_else(|| DomainError::field("type", "event has no subject"))?
+            .clone();
+        let field = event.subject_field().unwrap_or("id");
+        self.check_references(event)?;
         if let Some(kind) = SubjectKind::opened_by(event) {
             if let Some(existing) = self.kind(subject.as_str()) {
                 return Err(DomainError::field(
@@ -357,7 +369,17 @@ impl<'c, C: Context> Validator<'c, C> {
                     cur
                 }
             };
-            apply_changes(&base, &c.changes)?;
+            let patched = apply_changes(&base, &c.changes)?;
+            // The patched target's references must still exist.
+            self.check_evidence(&patched)
+                .and_then(|()| self.check_references(&patched))
+                .map_err(|e| match e {
+                    DomainError::Reference { field, reason } => DomainError::Reference {
+                        field: "changes".into(),
+                        reason: format!("the patched target is invalid: field `{field}`: {reason}"),
+                    },
+                    other => other,
+                })?;
         } else {
             self.retracted.insert(target_id);
         }

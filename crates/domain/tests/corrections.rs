@@ -563,3 +563,34 @@ fn a_correction_of_an_invalidated_event_sees_its_earlier_corrections() {
     );
     assert!(m.check(&fresh).is_ok(), "{:?}", m.check(&fresh));
 }
+
+#[test]
+fn a_patched_target_must_still_name_known_references() {
+    // Catalogue: the patched target must still be valid, and references (origin, evidence
+    // source) must exist.
+    let m = with_commitment();
+    let c = corrected(
+        20,
+        10,
+        json!([{"path": "/origin", "old": null, "new": "call-nowhere"}]),
+    );
+    let err = m.check(&c).expect_err("unknown call");
+    assert_eq!(err.field_path(), Some("changes"), "{err}");
+    assert!(err.to_string().contains("call-nowhere"), "{err}");
+    assert!(err.to_string().contains("`origin`"), "{err}");
+    let c = corrected(
+        20,
+        10,
+        json!([{"path": "/evidence/0/source_id", "old": SRC, "new": "src-nowhere"}]),
+    );
+    let err = m.check(&c).expect_err("unknown source");
+    assert_eq!(err.field_path(), Some("changes"), "{err}");
+    assert!(err.to_string().contains("src-nowhere"), "{err}");
+    // A known call is fine.
+    let c = corrected(
+        20,
+        10,
+        json!([{"path": "/origin", "old": null, "new": CALL}]),
+    );
+    assert!(m.check(&c).is_ok(), "{:?}", m.check(&c));
+}
