@@ -27,6 +27,8 @@ pub struct TrackerOptions {
     pub actor: String,
     /// Create the store if missing.
     pub create: bool,
+    /// Events applied between two view commits during catch-up and rebuild.
+    pub view_batch: u64,
 }
 
 impl std::fmt::Debug for TrackerOptions {
@@ -43,6 +45,7 @@ impl Default for TrackerOptions {
             clock: Box::new(Utc::now),
             actor: "unknown".into(),
             create: true,
+            view_batch: BATCH_EVENTS,
         }
     }
 }
@@ -62,6 +65,7 @@ pub struct Tracker {
     store: Store,
     upcasters: Upcasters,
     actor: String,
+    view_batch: u64,
 }
 
 /// A read's time axes.
@@ -282,6 +286,7 @@ impl Tracker {
             store,
             upcasters: Upcasters::standard(),
             actor: opts.actor,
+            view_batch: opts.view_batch.max(1),
         };
         let report = t.refresh(&|_| {})?;
         Ok((t, report))
@@ -330,7 +335,14 @@ impl Tracker {
                     .unwrap_or(0),
             );
         }
-        run(&self.store, &mut set, head, &self.upcasters, progress)
+        run(
+            &self.store,
+            &mut set,
+            head,
+            self.view_batch,
+            &self.upcasters,
+            progress,
+        )
     }
 
     /// Rebuilds the named views (all when empty) into shadow namespaces from seq 1, then swaps
@@ -346,7 +358,14 @@ impl Tracker {
                 self.store.view_drop(set.ns(i))?;
             }
         }
-        let events = run(&self.store, &mut set, head, &self.upcasters, progress)?;
+        let events = run(
+            &self.store,
+            &mut set,
+            head,
+            self.view_batch,
+            &self.upcasters,
+            progress,
+        )?;
         let mut out = Vec::new();
         for (i, (name, _)) in VIEWS.iter().enumerate() {
             if !chosen[i] {
@@ -1092,7 +1111,7 @@ impl Tracker {
         for i in 0..4 {
             self.store.view_drop(set.ns(i))?;
         }
-        run(&self.store, &mut set, head, up, &|_| {})?;
+        run(&self.store, &mut set, head, self.view_batch, up, &|_| {})?;
         for (i, (name, _)) in VIEWS.iter().enumerate() {
             let ns = set.ns(i).to_owned();
             let fresh = self

@@ -545,12 +545,13 @@ impl ViewSet {
 /// Events applied between two commits of a catch-up or rebuild.
 pub const BATCH_EVENTS: u64 = 20_000;
 
-/// Catches `set` up from its per-view checkpoints to `to`, committing every
-/// [`BATCH_EVENTS`]. Returns how many events were read.
+/// Catches `set` up from its per-view checkpoints to `to`, committing every `batch` events
+/// (each view's rows with its checkpoint, atomically). Returns how many events were read.
 pub fn run(
     store: &Store,
     set: &mut ViewSet,
     to: u64,
+    batch: u64,
     upcasters: &Upcasters,
     progress: &dyn Fn(u64),
 ) -> Result<u64> {
@@ -571,7 +572,7 @@ pub fn run(
         set.apply(&rec, &env)?;
         n += 1;
         last = rec.seq;
-        if n % BATCH_EVENTS == 0 {
+        if n % batch == 0 {
             set.commit(store, last)?;
             progress(n);
         }

@@ -35,6 +35,7 @@ impl TestClock {
             }),
             actor: "test".into(),
             create: true,
+            view_batch: 1_000,
         }
     }
 }
