@@ -1,0 +1,289 @@
+//! What every command shares: the resolved global flags, stdout, colour, progress bars and
+//! opening the store (waiting while another process holds it).
+
+use std::cell::Cell;
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use commitments_projection::{ProjectionError, ReadAt, Tracker, TrackerOptions};
+use commitments_store::StoreError;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::args::{ColorWhen, Global};
+use crate::error::{CliError, CliResult};
+
+/// Test-only: hold the store this many milliseconds after opening it (documented in
+/// docs/cli.md as a test hook; not shown in `--help`).
+const HOLD_ENV: &str = "COMMITMENTS_TEST_HOLD_MS";
+
+/// The resolved global settings.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The store directory.
+    pub store: PathBuf,
+    /// JSON on stdout.
+    pub json: bool,
+    /// Nothing on success.
+    pub quiet: bool,
+    /// Colour stdout.
+    pub color: bool,
+    /// The fixed clock from COMMITMENTS_NOW, if set.
+    pub now: Option<DateTime<Utc>>,
+    /// The date deadlines are judged against.
+    pub as_of: NaiveDate,
+    /// The record-time cut-off.
+    pub known_at: Option<DateTime<Utc>>,
+    /// Seconds to wait for a locked store.
+    pub lock_timeout: f64,
+    /// Policy horizon.
+    pub horizon_days: u32,
+    /// Who records.
+    pub actor: String,
+    /// Columns for tables (None = no limit).
+    pub width: Option<usize>,
+    stderr_tty: bool,
+    out: io::BufWriter<io::Stdout>,
+}
+
+fn env_nonempty(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
+impl Ctx {
+    /// Resolves the globals against the environment.
+    pub fn new(g: &Global) -> CliResult<Ctx> {
+        let store = g
+            .store
+            .clone()
+            .or_else(|| env_nonempty("COMMITMENTS_STORE").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("commitments.db"));
+        let now = match env_nonempty("COMMITMENTS_NOW") {
+            Some(s) => Some(
+                DateTime::parse_from_rfc3339(&s)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| {
+                        CliError::Usage(format!(
+                            "COMMITMENTS_NOW=`{s}` is not an RFC 3339 timestamp: {e}"
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
+        let as_of = g
+            .as_of
+            .unwrap_or_else(|| now.unwrap_or_else(Utc::now).date_naive());
+        let stdout_tty = io::stdout().is_terminal();
+        let color = match g.color {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => stdout_tty && env_nonempty("NO_COLOR").is_none(),
+        };
+        let width = if stdout_tty {
+            terminal_size::terminal_size().map(|(w, _)| w.0 as usize)
+        } else {
+            env_nonempty("COLUMNS").and_then(|c| c.parse().ok())
+        };
+        let actor = env_nonempty("COMMITMENTS_ACTOR")
+            .or_else(|| env_nonempty("USER"))
+            .unwrap_or_else(|| "unknown".to_owned());
+        Ok(Ctx {
+            store,
+            json: g.json,
+            quiet: g.quiet,
+            color,
+            now,
+            as_of,
+            known_at: g.known_at,
+            lock_timeout: g.lock_timeout,
+            horizon_days: g.horizon_days,
+            actor,
+            width,
+            stderr_tty: io::stderr().is_terminal(),
+            out: io::BufWriter::with_capacity(64 * 1024, io::stdout()),
+        })
+    }
+
+    /// The read axes.
+    pub fn read_at(&self) -> ReadAt {
+        ReadAt {
+            as_of: self.as_of,
+            known_at: self.known_at,
+            horizon_days: self.horizon_days,
+        }
+    }
+
+    fn options(&self, create: bool) -> TrackerOptions {
+        let clock: commitments_store::Clock = match self.now {
+            Some(t) => Box::new(move || t),
+            None => Box::new(Utc::now),
+        };
+        TrackerOptions {
+            clock,
+            actor: self.actor.clone(),
+            create,
+            ..TrackerOptions::default()
+        }
+    }
+
+    /// Opens the store, waiting up to `--lock-timeout` while another process holds it.
+    /// `create`: make the store if missing (writers); readers refuse a missing store.
+    pub fn open(&self, create: bool) -> CliResult<Tracker> {
+        let start = Instant::now();
+        let mut said = false;
+        loop {
+            match self.try_open(create) {
+                Ok(Some(t)) => return Ok(t),
+                Ok(None) => {}
+                Err(e) => return Err(e),
+            }
+            let waited = start.elapsed().as_secs_f64();
+            if waited >= self.lock_timeout {
+                return Err(CliError::Busy {
+                    path: self.store.clone(),
+                    waited: self.lock_timeout,
+                });
+            }
+            if !said && !self.quiet {
+                eprintln!(
+                    "waiting for the store at {}, held by another process",
+                    self.store.display()
+                );
+                said = true;
+            }
+            let left = self.lock_timeout - waited;
+            std::thread::sleep(Duration::from_secs_f64(left.clamp(0.0, 0.1)));
+        }
+    }
+
+    /// One attempt: `Ok(None)` when the store is locked.
+    pub fn try_open(&self, create: bool) -> CliResult<Option<Tracker>> {
+        match Tracker::open(&self.store, self.options(create)) {
+            Ok((t, report)) => {
+                if !self.quiet {
+                    for (_, why) in &report.rebuilt {
+                        eprintln!("{why}");
+                    }
+                }
+                if let Some(ms) = env_nonempty(HOLD_ENV).and_then(|v| v.parse::<u64>().ok()) {
+                    eprintln!("test hook: holding the store for {ms} ms");
+                    std::thread::sleep(Duration::from_millis(ms));
+                }
+                Ok(Some(t))
+            }
+            Err(ProjectionError::Store(StoreError::Locked { .. })) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stdout (buffered; flushed by [`Ctx::flush`]).
+    pub fn out(&mut self) -> &mut dyn Write {
+        &mut self.out
+    }
+
+    /// Flushes stdout.
+    pub fn flush(&mut self) -> CliResult {
+        self.out.flush()?;
+        Ok(())
+    }
+
+    /// Prints a value as pretty JSON plus a newline.
+    pub fn print_json<T: Serialize + ?Sized>(&mut self, v: &T) -> CliResult {
+        serde_json::to_writer_pretty(&mut self.out, v).map_err(|e| match e.io_error_kind() {
+            Some(kind) => CliError::Io(io::Error::from(kind)),
+            None => CliError::Internal(format!("cannot encode JSON: {e}")),
+        })?;
+        self.out.write_all(b"\n")?;
+        Ok(())
+    }
+
+    /// Prints one compact JSON line.
+    pub fn print_json_line<T: Serialize + ?Sized>(&mut self, v: &T) -> CliResult {
+        serde_json::to_writer(&mut self.out, v).map_err(|e| match e.io_error_kind() {
+            Some(kind) => CliError::Io(io::Error::from(kind)),
+            None => CliError::Internal(format!("cannot encode JSON: {e}")),
+        })?;
+        self.out.write_all(b"\n")?;
+        Ok(())
+    }
+
+    /// A note on stderr (suppressed by `-q`).
+    pub fn note(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// A warning on stderr (always).
+    pub fn warn(&self, msg: &str) {
+        eprintln!("warning: {msg}");
+    }
+
+    /// A progress bar on stderr that appears only when the work takes more than a moment,
+    /// and never with `--json`, `-q` or when stderr is not a terminal.
+    pub fn progress(&self, total: Option<u64>, what: &str) -> Progress {
+        let enabled = self.stderr_tty && !self.json && !self.quiet;
+        let bar = match total {
+            Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::hidden()),
+            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()),
+        };
+        let style = if total.is_some() {
+            ProgressStyle::with_template(
+                "{msg:>10} [{bar:40}] {human_pos}/{human_len} ({per_sec}, {eta})",
+            )
+        } else {
+            ProgressStyle::with_template("{msg:>10} {spinner} {human_pos} ({per_sec})")
+        };
+        if let Ok(s) = style {
+            bar.set_style(s.progress_chars("=> "));
+        }
+        bar.set_message(what.to_owned());
+        Progress {
+            bar,
+            enabled,
+            shown: Cell::new(false),
+            start: Instant::now(),
+        }
+    }
+
+    /// Store path for messages.
+    pub fn store_path(&self) -> &Path {
+        &self.store
+    }
+}
+
+/// A progress bar that shows itself after a short delay.
+#[derive(Debug)]
+pub struct Progress {
+    bar: ProgressBar,
+    enabled: bool,
+    shown: Cell<bool>,
+    start: Instant,
+}
+
+impl Progress {
+    /// Sets the position.
+    pub fn set(&self, n: u64) {
+        if !self.enabled {
+            return;
+        }
+        if !self.shown.get() && self.start.elapsed() > Duration::from_millis(300) {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+            self.shown.set(true);
+        }
+        self.bar.set_position(n);
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,252 @@
+//! Reading JSON Lines input ourselves: line numbers as an editor counts them, a UTF-8 BOM and
+//! CRLF accepted, blank lines skipped (but counted), and lines over 1 MiB refused without
+//! buffering them whole.
+
+use std::io::{self, BufRead};
+
+use commitments_domain::{DomainError, Event};
+
+/// The longest line accepted, in bytes (line end excluded).
+pub const MAX_LINE: usize = 1_048_576;
+
+/// One physical line.
+#[derive(Debug)]
+pub enum Line {
+    /// Only whitespace.
+    Blank,
+    /// The line's bytes (line end and BOM removed).
+    Text(Vec<u8>),
+    /// Longer than [`MAX_LINE`]; skipped. Holds its length as far as it was read.
+    TooLong(u64),
+}
+
+/// Reads lines with a bounded buffer.
+#[derive(Debug)]
+pub struct LineReader<R> {
+    r: R,
+    line_no: u64,
+    bytes: u64,
+    done: bool,
+}
+
+impl<R: BufRead> LineReader<R> {
+    /// Wraps a reader.
+    pub fn new(r: R) -> Self {
+        LineReader {
+            r,
+            line_no: 0,
+            bytes: 0,
+            done: false,
+        }
+    }
+
+    /// Bytes consumed so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The next line with its 1-based number, or `None` at the end.
+    pub fn next_line(&mut self) -> io::Result<Option<(u64, Line)>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut buf: Vec<u8> = Vec::new();
+        let mut len: u64 = 0;
+        let mut too_long = false;
+        let mut saw_any = false;
+        loop {
+            let chunk = match self.r.fill_buf() {
+                Ok(c) => c,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if chunk.is_empty() {
+                self.done = true;
+                if !saw_any {
+                    return Ok(None);
+                }
+                break;
+            }
+            saw_any = true;
+            let (take, end) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) => (i, true),
+                None => (chunk.len(), false),
+            };
+            len += take as u64;
+            if !too_long {
+                // One extra byte for a `\r` before the `\n`.
+                if buf.len() + take > MAX_LINE + 1 {
+                    too_long = true;
+                    buf = Vec::new();
+                } else {
+                    buf.extend_from_slice(&chunk[..take]);
+                }
+            }
+            let consumed = if end { take + 1 } else { take };
+            self.r.consume(consumed);
+            self.bytes += consumed as u64;
+            if end {
+                break;
+            }
+        }
+        self.line_no += 1;
+        if too_long {
+            return Ok(Some((self.line_no, Line::TooLong(len))));
+        }
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+        if self.line_no == 1 && buf.starts_with(b"\xEF\xBB\xBF") {
+            buf.drain(..3);
+        }
+        if buf.len() > MAX_LINE {
+            return Ok(Some((self.line_no, Line::TooLong(buf.len() as u64))));
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Some((self.line_no, Line::Blank)));
+        }
+        Ok(Some((self.line_no, Line::Text(buf))))
+    }
+}
+
+/// Messages for lines refused before decoding.
+pub fn too_long_reason(len: u64) -> String {
+    format!(
+        "the line is longer than 1 MiB ({MAX_LINE} bytes; read {len} bytes before giving up); it was skipped unread"
+    )
+}
+
+/// Decodes one line into an event, checking UTF-8 first.
+pub fn decode_line(bytes: &[u8]) -> Result<Event, DomainError> {
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(DomainError::Malformed(format!(
+            "the line is not valid UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        )));
+    }
+    Event::from_json(bytes)
+}
+
+/// The events of an input, lazily: `(line, decoded)` for each non-blank line. I/O errors
+/// become a bad line (so the import is refused, never cut short).
+pub struct Events<'a, R> {
+    reader: LineReader<R>,
+    on_bytes: &'a dyn Fn(u64),
+    failed: bool,
+}
+
+impl<'a, R: BufRead> Events<'a, R> {
+    /// Wraps a reader; `on_bytes` hears the bytes consumed so far.
+    pub fn new(r: R, on_bytes: &'a dyn Fn(u64)) -> Self {
+        Events {
+            reader: LineReader::new(r),
+            on_bytes,
+            failed: false,
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for Events<'_, R> {
+    type Item = (u64, Result<Event, DomainError>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        loop {
+            let next = self.reader.next_line();
+            (self.on_bytes)(self.reader.bytes_read());
+            match next {
+                Ok(None) => return None,
+                Ok(Some((_, Line::Blank))) => continue,
+                Ok(Some((n, Line::TooLong(len)))) => {
+                    return Some((n, Err(DomainError::Malformed(too_long_reason(len)))))
+                }
+                Ok(Some((n, Line::Text(b)))) => return Some((n, decode_line(&b))),
+                Err(e) => {
+                    self.failed = true;
+                    return Some((
+                        self.reader.line_no + 1,
+                        Err(DomainError::Malformed(format!(
+                            "cannot read the input: {e}"
+                        ))),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8]) -> Vec<(u64, String)> {
+        let mut r = LineReader::new(io::BufReader::with_capacity(7, input));
+        let mut out = Vec::new();
+        while let Some((n, l)) = r.next_line().expect("read") {
+            out.push((
+                n,
+                match l {
+                    Line::Blank => "<blank>".to_owned(),
+                    Line::Text(b) => String::from_utf8_lossy(&b).into_owned(),
+                    Line::TooLong(len) => format!("<too long {len}>"),
+                },
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn bom_crlf_blank_and_last_line() {
+        let got = lines(b"\xEF\xBB\xBF{\"a\":1}\r\n\r\n  \n{\"b\":2}");
+        assert_eq!(
+            got,
+            vec![
+                (1, "{\"a\":1}".to_owned()),
+                (2, "<blank>".to_owned()),
+                (3, "<blank>".to_owned()),
+                (4, "{\"b\":2}".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn long_line_is_skipped_not_buffered() {
+        let mut input = b"{}\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        input.extend_from_slice(b"\n{}\n");
+        let mut r = LineReader::new(io::BufReader::new(&input[..]));
+        assert!(matches!(
+            r.next_line().expect("1"),
+            Some((1, Line::Text(_)))
+        ));
+        assert!(matches!(
+            r.next_line().expect("2"),
+            Some((2, Line::TooLong(n))) if n == (MAX_LINE + 10) as u64
+        ));
+        assert!(matches!(
+            r.next_line().expect("3"),
+            Some((3, Line::Text(_)))
+        ));
+        assert!(r.next_line().expect("end").is_none());
+    }
+
+    #[test]
+    fn exactly_the_limit_with_crlf_is_accepted() {
+        let mut input = vec![b' '; MAX_LINE - 2];
+        input.insert(0, b'{');
+        input.push(b'}');
+        input.extend_from_slice(b"\r\n");
+        let mut r = LineReader::new(io::BufReader::new(&input[..]));
+        assert!(
+            matches!(r.next_line().expect("1"), Some((1, Line::Text(b))) if b.len() == MAX_LINE)
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_named() {
+        let e = decode_line(b"{\"type\":\"\xff\"}").expect_err("bad");
+        assert!(e.to_string().contains("UTF-8"));
+    }
+}
