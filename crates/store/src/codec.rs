@@ -15,9 +15,6 @@ pub(crate) const K_PENDING: &[u8] = b"Mpending";
 
 pub(crate) const P_PACK: u8 = b'P';
 pub(crate) const P_PART: u8 = b'X';
-pub(crate) const P_STREAM_IDX: u8 = b'S';
-pub(crate) const P_STREAM_VER: u8 = b'V';
-pub(crate) const P_ID: u8 = b'I';
 
 pub(crate) fn pack_key(first_seq: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
@@ -39,48 +36,6 @@ pub(crate) fn part_key(first_seq: u64, part: u16) -> [u8; 11] {
     k[0] = P_PART;
     k[1..9].copy_from_slice(&first_seq.to_be_bytes());
     k[9..].copy_from_slice(&part.to_be_bytes());
-    k
-}
-
-/// `S ‖ stream ‖ 0x00`: the prefix of one stream's index entries. The terminator keeps
-/// `call-1` from matching `call-10`.
-pub(crate) fn stream_idx_prefix(stream: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(stream.len() + 10);
-    k.push(P_STREAM_IDX);
-    k.extend_from_slice(stream.as_bytes());
-    k.push(0);
-    k
-}
-
-/// `S ‖ stream ‖ 0x00 ‖ version BE` → seq BE.
-pub(crate) fn stream_idx_key(stream: &str, version: u64) -> Vec<u8> {
-    let mut k = stream_idx_prefix(stream);
-    k.extend_from_slice(&version.to_be_bytes());
-    k
-}
-
-/// Splits a stream index key into (stream, version).
-pub(crate) fn parse_stream_idx_key(key: &[u8]) -> Option<(&str, u64)> {
-    if key.len() < 11 || key[0] != P_STREAM_IDX || key[key.len() - 9] != 0 {
-        return None;
-    }
-    let stream = std::str::from_utf8(&key[1..key.len() - 9]).ok()?;
-    Some((stream, be_u64(&key[key.len() - 8..])))
-}
-
-/// `V ‖ stream` → current version BE.
-pub(crate) fn stream_ver_key(stream: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(stream.len() + 1);
-    k.push(P_STREAM_VER);
-    k.extend_from_slice(stream.as_bytes());
-    k
-}
-
-/// `I ‖ uuid (16 bytes)` → seq BE.
-pub(crate) fn id_key(id: &uuid::Uuid) -> [u8; 17] {
-    let mut k = [0u8; 17];
-    k[0] = P_ID;
-    k[1..].copy_from_slice(id.as_bytes());
     k
 }
 
@@ -554,18 +509,6 @@ mod tests {
         assert!(!is_valid_stream("Call"));
         assert!(!is_valid_stream("a b"));
         assert!(!is_valid_stream("a\"b"));
-    }
-
-    #[test]
-    fn stream_index_keys_sort_and_do_not_alias() {
-        let a = stream_idx_key("call-1", 2);
-        let b = stream_idx_key("call-1", 10);
-        let c = stream_idx_key("call-10", 1);
-        assert!(a < b);
-        assert!(!c.starts_with(&stream_idx_prefix("call-1")));
-        assert!(a.starts_with(&stream_idx_prefix("call-1")));
-        assert_eq!(parse_stream_idx_key(&b), Some(("call-1", 10)));
-        assert_eq!(parse_stream_idx_key(b"Sx"), None);
     }
 
     #[test]

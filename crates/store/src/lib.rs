@@ -5,13 +5,17 @@
 
 mod codec;
 mod error;
+mod index;
 mod ops;
 mod store;
+mod synth;
 mod types;
 mod views;
 
 pub use codec::{is_valid_stream, to_hex};
 pub use error::{Result, StoreError};
 pub use store::{LogIter, Store, FORMAT_VERSION};
+#[doc(hidden)]
+pub use synth::synthetic_event;
 pub use types::*;
 pub use views::ViewScan;

@@ -223,95 +223,65 @@ impl Store {
             return Ok(c.report);
         }
 
-        // Stream counters.
-        let mut seen = 0u64;
-        for kv in self.log.scan_prefix([codec::P_STREAM_VER]) {
-            let (k, v) = kv?;
-            let stream = String::from_utf8_lossy(&k[1..]).into_owned();
-            let ver = codec::be_u64_exact(&v).unwrap_or(u64::MAX);
-            let actual = by_stream.get(&stream).map_or(0, |s| s.len() as u64);
-            if ver != actual {
-                let seq = by_stream
-                    .get(&stream)
-                    .and_then(|s| s.last().copied())
-                    .unwrap_or(0);
-                c.fail(
-                    seq,
-                    format!("stream {stream}: counter says version {ver}, log has {actual}"),
-                );
-                return Ok(c.report);
-            }
-            seen += 1;
-        }
-        if seen != by_stream.len() as u64 {
-            c.fail(
-                0,
-                format!("{} stream counters for {} streams", seen, by_stream.len()),
-            );
-            return Ok(c.report);
-        }
-        c.report.streams_checked = seen;
-
-        // Stream index, both directions.
-        let mut idx_count = 0u64;
-        for kv in self.log.scan_prefix([codec::P_STREAM_IDX]) {
-            let (k, v) = kv?;
-            let Some((stream, version)) = codec::parse_stream_idx_key(&k) else {
-                c.fail(0, format!("malformed stream index key {k:?}"));
-                return Ok(c.report);
+        // Index runs, both directions: every entry must match the log, and every event must
+        // have exactly one id entry and one stream entry.
+        let st = self.index_state();
+        let (mut id_entries, mut stream_entries) = (0u64, 0u64);
+        for run in &st.runs {
+            let entries = match crate::index::run_entries(&self.log, run) {
+                Ok(e) => e,
+                Err(StoreError::Corrupt { detail, .. }) => {
+                    c.fail(0, format!("index: {detail}"));
+                    return Ok(c.report);
+                }
+                Err(e) => return Err(e),
             };
-            let seq = codec::be_u64_exact(&v).unwrap_or(0);
-            if seq > head {
-                continue;
-            }
-            let want = by_stream
-                .get(stream)
-                .and_then(|s| s.get((version as usize).wrapping_sub(1)))
-                .copied();
-            if want != Some(seq) {
+            if entries.len() as u64 != run.count || entries.windows(2).any(|w| w[0].0 >= w[1].0) {
                 c.fail(
-                    seq,
+                    0,
                     format!(
-                        "stream index {stream}/{version} points at seq {seq}, log says {want:?}"
+                        "index run {} is not a sorted run of {} entries",
+                        run.id, run.count
                     ),
                 );
                 return Ok(c.report);
             }
-            idx_count += 1;
+            for (k, seq) in entries {
+                let ok = match k.first() {
+                    Some(b'i') => {
+                        id_entries += 1;
+                        Uuid::from_slice(&k[1..]).ok().and_then(|id| ids.get(&id)) == Some(&seq)
+                    }
+                    Some(b's') => {
+                        stream_entries += 1;
+                        crate::index::parse_stream_entry(&k).is_some_and(|(s, v)| {
+                            by_stream
+                                .get(s)
+                                .and_then(|l| l.get((v as usize).wrapping_sub(1)))
+                                == Some(&seq)
+                        })
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    c.fail(
+                        seq,
+                        format!(
+                            "index entry {} → seq {seq} disagrees with the log",
+                            String::from_utf8_lossy(&k)
+                        ),
+                    );
+                    return Ok(c.report);
+                }
+            }
         }
-        if idx_count != head {
+        if id_entries != ids.len() as u64 || stream_entries != head {
             c.fail(
                 0,
-                format!("stream index has {idx_count} entries for {head} events"),
-            );
-            return Ok(c.report);
-        }
-
-        // Id index, both directions.
-        let mut id_count = 0u64;
-        for kv in self.log.scan_prefix([codec::P_ID]) {
-            let (k, v) = kv?;
-            let seq = codec::be_u64_exact(&v).unwrap_or(0);
-            if seq > head {
-                continue;
-            }
-            let id = Uuid::from_slice(&k[1..]).ok();
-            let want = id.and_then(|id| ids.get(&id).copied());
-            if want != Some(seq) {
-                c.fail(
-                    seq,
-                    format!("id index entry {id:?} points at seq {seq}, log says {want:?}"),
-                );
-                return Ok(c.report);
-            }
-            id_count += 1;
-        }
-        if id_count != ids.len() as u64 {
-            c.fail(
-                0,
-                format!("id index has {id_count} entries for {} events", ids.len()),
+                format!("index holds {id_entries} id and {stream_entries} stream entries for {head} events"),
             );
         }
+        c.report.streams_checked = by_stream.len() as u64;
         Ok(c.report)
     }
 
@@ -343,7 +313,7 @@ impl Store {
                 events: publ.events.max(publ.head.seq),
             });
         }
-        let mut w = LogWriter::new(self, publ, true)?;
+        let mut w = LogWriter::new(self, publ, self.index_state(), true)?;
         let mut versions: HashMap<String, u64> = HashMap::new();
         let mut ids: HashSet<Uuid> = HashSet::new();
         let mut prev = [0u8; 32];
@@ -428,12 +398,10 @@ impl Store {
         if w.head.seq == 0 {
             return Ok(0);
         }
-        let sv: Vec<(&str, u64)> = versions.iter().map(|(s, v)| (s.as_str(), *v)).collect();
-        let (new_pub, ticket) = match w.finish(&sv, versions.len() as u64) {
+        let (new_pub, ticket) = match w.finish(versions.len() as u64) {
             Ok(x) => x,
             Err(e) => return Err(self.fail_large(&mut guard, 0, e, true)),
         };
-        self.set_published_pub(new_pub);
         drop(guard);
         self.sync_through(ticket)?;
         progress(new_pub.head.seq);

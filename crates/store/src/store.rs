@@ -5,17 +5,21 @@ use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::codec::{self, HeadRec, PackBuilder, PackHeader};
 use crate::error::{corrupt, Result, StoreError};
+use crate::index::{self, Entry, IndexState};
 use crate::types::*;
 
 /// The store format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// sled segment size (fixed when a store is created; recorded in sled's `conf`).
+const SEGMENT_SIZE: usize = 8 << 20;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -45,6 +49,7 @@ pub struct Store {
     db_file: File,
     writer: Mutex<Option<String>>, // Some(reason) = poisoned
     pub(crate) published: RwLock<Published>,
+    pub(crate) index: RwLock<Arc<IndexState>>,
     pub(crate) view_lock: Mutex<()>,
     commits: AtomicU64,
     sync: Mutex<SyncState>,
@@ -90,6 +95,10 @@ impl Store {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(opts.cache_capacity)
+            // sled writes any log item above segment_size / 4 (a value, or a whole leaf node when
+            // it is consolidated) to a blob file that it never fsyncs. Leaves hold up to 17
+            // entries of ≤ 60 KiB each, so 8 MiB segments keep every item inline (≤ 2 MiB).
+            .segment_size(SEGMENT_SIZE)
             .open()
             .map_err(|e| map_open_error(e, path))?;
         let log = db.open_tree("log")?;
@@ -130,6 +139,7 @@ impl Store {
             }
             None => (0, 0),
         };
+        let index = IndexState::load(&log)?;
         let store = Store {
             path: path.to_path_buf(),
             db,
@@ -142,6 +152,7 @@ impl Store {
                 events,
                 streams,
             }),
+            index: RwLock::new(Arc::new(index)),
             view_lock: Mutex::new(()),
             commits: AtomicU64::new(0),
             sync: Mutex::new(SyncState::default()),
@@ -151,7 +162,8 @@ impl Store {
             chunk_events: opts.chunk_events.max(1),
             tail_rewrite_limit: opts.tail_rewrite_limit,
         };
-        if store.discard_past_head(head.seq)? {
+        let pending = store.log.get(codec::K_PENDING)?.is_some();
+        if store.discard_leftovers(head.seq, pending)? {
             store.flush_durable()?;
         }
         store.views_cleanup()?;
@@ -162,59 +174,155 @@ impl Store {
         *self.published.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn set_published_pub(&self, p: Published) {
-        self.set_published(p);
-    }
-
     fn set_published(&self, p: Published) {
         *self.published.write().unwrap_or_else(|e| e.into_inner()) = p;
     }
 
-    /// Removes packs, parts and index entries past `head_seq` (leftovers of an interrupted
-    /// large append). Returns whether anything was removed.
-    fn discard_past_head(&self, head_seq: u64) -> Result<bool> {
-        let pending = self.log.get(codec::K_PENDING)?.is_some();
+    /// Removes leftovers of an interrupted large append or index merge: packs and parts past
+    /// `head_seq` (always checked; O(1) when there are none) and, when `full`, index runs that
+    /// the run list does not name. Returns whether anything was removed.
+    pub(crate) fn discard_leftovers(&self, head_seq: u64, full: bool) -> Result<bool> {
         let mut batch = sled::Batch::default();
-        let mut any = pending;
+        let mut any = false;
         let start = codec::pack_key(head_seq.saturating_add(1));
         let end = [codec::P_PACK + 1];
         for kv in self.log.range(start.as_slice()..end.as_slice()) {
-            let (k, v) = kv?;
+            batch.remove(kv?.0);
             any = true;
-            batch.remove(k.clone());
-            let Some(first_seq) = codec::pack_key_seq(&k) else {
-                continue;
-            };
-            // Best effort: index entries of the leftover events.
-            if let Ok(events) = self.decode_pack_value(first_seq, &v) {
-                for e in events {
-                    let vk = codec::stream_idx_key(&e.stream, e.stream_version);
-                    batch.remove(vk);
-                    if let Some(id) = e.event_id() {
-                        let ik = codec::id_key(&id);
-                        if let Some(s) = self.log.get(ik)? {
-                            if codec::be_u64(&s) > head_seq {
-                                batch.remove(&ik[..]);
-                            }
-                        }
-                    }
-                }
-            }
         }
         let pstart = codec::part_key(head_seq.saturating_add(1), 0);
         let pend = [codec::P_PART + 1];
         for kv in self.log.range(pstart.as_slice()..pend.as_slice()) {
-            let (k, _) = kv?;
+            batch.remove(kv?.0);
             any = true;
-            batch.remove(k);
         }
-        if pending {
+        if full {
+            let live: std::collections::HashSet<u64> =
+                self.index_state().ids().into_iter().collect();
+            for p in [index::P_RUN_HEADER, index::P_RUN_BLOCK] {
+                for k in self.log.scan_prefix([p]).keys() {
+                    let k = k?;
+                    if k.len() < 9 || !live.contains(&codec::be_u64(&k[1..9])) {
+                        batch.remove(k);
+                    }
+                }
+            }
             batch.remove(codec::K_PENDING);
+            any = true;
         }
         if any {
             self.log.apply_batch(batch)?;
         }
         Ok(any)
+    }
+
+    pub(crate) fn index_state(&self) -> Arc<IndexState> {
+        Arc::clone(&self.index.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn set_index_state(&self, st: IndexState) {
+        *self.index.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(st);
+    }
+
+    /// Runs an index query against the live runs, retrying when a concurrent merge removed a run
+    /// it was reading (the query returns `None` then).
+    fn with_index<T>(&self, f: impl Fn(&IndexState) -> Result<Option<T>>) -> Result<T> {
+        for _ in 0..1000 {
+            let st = self.index_state();
+            if let Some(v) = f(&st)? {
+                return Ok(v);
+            }
+            std::thread::yield_now();
+        }
+        Err(corrupt(0, "index runs keep disappearing while being read"))
+    }
+
+    /// Where each id is stored (absent = not stored).
+    pub(crate) fn lookup_ids(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, u64>> {
+        let mut keys: Vec<Vec<u8>> = ids.iter().map(index::id_entry).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let found =
+            self.with_index(|st| index::floor_many(&self.log, &st.runs, &keys, &|q, k| q == k))?;
+        let mut out = HashMap::with_capacity(keys.len());
+        for (k, e) in keys.iter().zip(found) {
+            if let (Some((_, seq)), Ok(id)) = (e, Uuid::from_slice(&k[1..])) {
+                out.insert(id, seq);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Current versions of streams (0 = no stream).
+    pub(crate) fn lookup_versions<'a>(
+        &self,
+        streams: impl Iterator<Item = &'a str>,
+    ) -> Result<HashMap<&'a str, u64>> {
+        let mut names: Vec<&str> = streams.collect();
+        names.sort_unstable();
+        names.dedup();
+        let keys: Vec<Vec<u8>> = names.iter().map(|s| index::stream_upper(s)).collect();
+        let keep = |q: &[u8], k: &[u8]| k.starts_with(&q[..q.len() - 9]);
+        let found = self.with_index(|st| index::floor_many(&self.log, &st.runs, &keys, &keep))?;
+        Ok(names
+            .into_iter()
+            .zip(found)
+            .map(|(s, e)| {
+                let v = e
+                    .and_then(|(k, _)| index::parse_stream_entry(&k).map(|x| x.1))
+                    .unwrap_or(0);
+                (s, v)
+            })
+            .collect())
+    }
+
+    /// Binary-counter merging of index runs: while the newest run is at least as large as the
+    /// one before it, merge the two. The merged run is written first (invisible, under the
+    /// pending marker), then one atomic batch swaps the run list and deletes the old runs.
+    /// Called with the writer lock held.
+    pub(crate) fn maybe_merge_runs(&self) -> Result<()> {
+        loop {
+            let st = self.index_state();
+            let n = st.runs.len();
+            if n < 2 || st.runs[n - 2].count > st.runs[n - 1].count {
+                return Ok(());
+            }
+            let (a, b) = (&st.runs[n - 2], &st.runs[n - 1]);
+            let merged = index::merge(vec![
+                index::run_entries(&self.log, a)?,
+                index::run_entries(&self.log, b)?,
+            ]);
+            let id = st.next_id;
+            let (run, writes) = index::encode_run(id, &merged);
+            let mut batch = sled::Batch::default();
+            batch.insert(codec::K_PENDING, &[][..]);
+            let mut bytes = 0usize;
+            for (k, v) in writes {
+                bytes += v.len();
+                batch.insert(k, v);
+                if bytes > 4 << 20 {
+                    self.log.apply_batch(std::mem::take(&mut batch))?;
+                    bytes = 0;
+                }
+            }
+            self.log.apply_batch(batch)?;
+            let mut runs: Vec<Arc<index::Run>> = st.runs[..n - 2].to_vec();
+            runs.push(Arc::new(run));
+            let new_state = IndexState {
+                next_id: id + 1,
+                runs,
+            };
+            let mut swap = sled::Batch::default();
+            for old in [a.id, b.id] {
+                for k in index::run_keys(&self.log, old)? {
+                    swap.remove(k);
+                }
+            }
+            swap.insert(index::K_RUNS, new_state.encode_list());
+            swap.remove(codec::K_PENDING);
+            self.log.apply_batch(swap)?;
+            self.set_index_state(new_state);
+        }
     }
 
     // ------------------------------------------------------------------ durability
@@ -275,21 +383,29 @@ impl Store {
     /// The current version of `stream` (0 = no stream).
     pub fn stream_version(&self, stream: &str) -> Result<u64> {
         Ok(self
-            .log
-            .get(codec::stream_ver_key(stream))?
-            .map(|v| codec::be_u64(&v))
+            .lookup_versions(std::iter::once(stream))?
+            .get(stream)
+            .copied()
             .unwrap_or(0))
     }
 
     /// Up to 50 stream ids starting with `prefix`, in order (for unique-prefix resolution).
     pub fn streams_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        for kv in self.log.scan_prefix(codec::stream_ver_key(prefix)) {
-            let (k, _) = kv?;
-            out.push(String::from_utf8_lossy(&k[1..]).into_owned());
-            if out.len() >= 50 {
+        let mut lo = vec![b's'];
+        lo.extend_from_slice(prefix.as_bytes());
+        let mut hi = lo.clone();
+        hi.push(0xff);
+        let mut out: Vec<String> = Vec::new();
+        while out.len() < 50 {
+            let first = self.with_index(|st| index::range_all(&self.log, &st.runs, &lo, &hi, 1))?;
+            let Some((k, _)) = first.into_iter().next() else {
                 break;
-            }
+            };
+            let Some((stream, _)) = index::parse_stream_entry(&k) else {
+                return Err(corrupt(0, "malformed stream index entry"));
+            };
+            out.push(stream.to_owned());
+            lo = index::stream_upper(stream);
         }
         Ok(out)
     }
@@ -400,17 +516,13 @@ impl Store {
     /// The events of `stream` from version `from_version` (1-based; 0 or 1 = all), in order.
     pub fn read_stream(&self, stream: &str, from_version: u64) -> Result<Vec<StoredEvent>> {
         let head = self.published().head.seq;
-        let start = codec::stream_idx_key(stream, from_version.max(1));
-        let prefix = codec::stream_idx_prefix(stream);
-        let mut end = prefix.clone();
-        end.extend_from_slice(&[0xff; 9]);
-        let mut out = Vec::new();
+        let lo = index::stream_entry(stream, from_version.max(1));
+        let hi = index::stream_upper(stream);
+        let entries =
+            self.with_index(|st| index::range_all(&self.log, &st.runs, &lo, &hi, usize::MAX))?;
+        let mut out = Vec::with_capacity(entries.len());
         let mut cache: Option<(u64, Vec<StoredEvent>)> = None;
-        for kv in self.log.range(start..end) {
-            let (k, v) = kv?;
-            let seq = codec::be_u64_exact(&v).ok_or_else(|| {
-                corrupt(0, format!("malformed stream index value under {stream}"))
-            })?;
+        for (k, seq) in entries {
             if seq == 0 || seq > head {
                 continue;
             }
@@ -425,7 +537,7 @@ impl Store {
             let e = evs
                 .get((seq - first) as usize)
                 .ok_or_else(|| corrupt(seq, "pack does not reach this seq"))?;
-            let version = codec::parse_stream_idx_key(&k).map(|x| x.1).unwrap_or(0);
+            let version = index::parse_stream_entry(&k).map_or(0, |x| x.1);
             if e.stream != stream || e.stream_version != version {
                 return Err(corrupt(
                     seq,
@@ -443,16 +555,9 @@ impl Store {
     /// The event with this id, if stored.
     pub fn get_by_id(&self, id: Uuid) -> Result<Option<StoredEvent>> {
         let head = self.published().head.seq;
-        match self.log.get(codec::id_key(&id))? {
-            Some(v) => {
-                let seq = codec::be_u64_exact(&v)
-                    .ok_or_else(|| corrupt(0, format!("malformed id index value for {id}")))?;
-                if seq == 0 || seq > head {
-                    return Ok(None);
-                }
-                Ok(Some(self.event_at(seq)?))
-            }
-            None => Ok(None),
+        match self.lookup_ids(&[id])?.get(&id) {
+            Some(&seq) if seq >= 1 && seq <= head => Ok(Some(self.event_at(seq)?)),
+            _ => Ok(None),
         }
     }
 
@@ -521,22 +626,31 @@ impl Store {
                 return Err(StoreError::InvalidStream { stream: s.clone() });
             }
         }
-        let mut poisoned = lock(&self.writer);
-        if let Some(reason) = poisoned.as_ref() {
-            return Err(StoreError::Poisoned(reason.clone()));
-        }
+        let mut guard = self.writer_lock()?;
         let publ = self.published();
 
         // Duplicates: in the store, then within the batch.
+        let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        let stored = self.lookup_ids(&ids)?;
         let mut positions: Vec<Option<Position>> = vec![None; events.len()];
         let mut in_batch: HashMap<Uuid, usize> = HashMap::new();
         let mut fresh = Vec::with_capacity(events.len());
+        let mut cache: Option<(u64, Vec<StoredEvent>)> = None;
         for (i, e) in events.iter().enumerate() {
-            if let Some(v) = self.log.get(codec::id_key(&e.event_id))? {
-                let seq = codec::be_u64_exact(&v).unwrap_or(0);
+            if let Some(&seq) = stored.get(&e.event_id) {
                 if seq >= 1 && seq <= publ.head.seq {
-                    let stored = self.event_at(seq)?;
-                    if stored.body_tail() != &e.body[1..] {
+                    let hit = matches!(&cache, Some((first, evs)) if seq >= *first && seq < *first + evs.len() as u64);
+                    if !hit {
+                        let (first, pv) = self
+                            .pack_containing(seq)?
+                            .ok_or_else(|| corrupt(seq, "no pack holds this seq"))?;
+                        cache = Some((first, self.decode_pack_value(first, &pv)?));
+                    }
+                    let old = cache
+                        .as_ref()
+                        .and_then(|(first, evs)| evs.get((seq - first) as usize))
+                        .ok_or_else(|| corrupt(seq, "pack does not reach this seq"))?;
+                    if old.body_tail() != &e.body[1..] {
                         return Err(StoreError::DuplicateEventId {
                             event_id: e.event_id,
                             seq: Some(seq),
@@ -544,7 +658,7 @@ impl Store {
                     }
                     positions[i] = Some(Position {
                         seq,
-                        stream_version: stored.stream_version,
+                        stream_version: old.stream_version,
                         duplicate: true,
                     });
                     continue;
@@ -558,7 +672,6 @@ impl Store {
                             seq: None,
                         });
                     }
-                    // Resolved below, once j has a position.
                 }
                 None => {
                     in_batch.insert(e.event_id, i);
@@ -566,13 +679,6 @@ impl Store {
                 }
             }
         }
-
-        let clock_now = (self.clock)().timestamp_micros();
-        let (rec_micros, clock_clamped) = if publ.head.seq > 0 && clock_now < publ.head.rec_micros {
-            (publ.head.rec_micros, true)
-        } else {
-            (clock_now, false)
-        };
 
         if fresh.is_empty() {
             let positions = fill_batch_dups(events, positions, &in_batch);
@@ -589,9 +695,14 @@ impl Store {
         }
 
         // Expectations and stream versions.
-        let mut versions: HashMap<&str, u64> = HashMap::new();
+        let mut versions = self.lookup_versions(
+            fresh
+                .iter()
+                .map(|&i| events[i].stream.as_str())
+                .chain(expectations.iter().map(|(s, _)| s.as_str())),
+        )?;
         for (s, exp) in expectations {
-            let actual = self.stream_version(s)?;
+            let actual = versions.get(s.as_str()).copied().unwrap_or(0);
             if !exp.matches(actual) {
                 return Err(StoreError::Conflict {
                     stream: s.clone(),
@@ -599,22 +710,23 @@ impl Store {
                     actual,
                 });
             }
-            versions.insert(s.as_str(), actual);
         }
-        for &i in &fresh {
-            let s = events[i].stream.as_str();
-            if !versions.contains_key(s) {
-                versions.insert(s, self.stream_version(s)?);
-            }
-        }
-        let new_streams = versions
+        let touched: std::collections::HashSet<&str> =
+            fresh.iter().map(|&i| events[i].stream.as_str()).collect();
+        let new_streams = touched
             .iter()
-            .filter(|(s, v)| **v == 0 && fresh.iter().any(|&i| events[i].stream == **s))
+            .filter(|s| versions.get(**s).copied().unwrap_or(0) == 0)
             .count() as u64;
 
+        let clock_now = (self.clock)().timestamp_micros();
+        let (rec_micros, clock_clamped) = if publ.head.seq > 0 && clock_now < publ.head.rec_micros {
+            (publ.head.rec_micros, true)
+        } else {
+            (clock_now, false)
+        };
         let recorded_at = codec::format_micros(rec_micros);
         let large = fresh.len() > self.large_batch_threshold;
-        let mut w = LogWriter::new(self, publ, large)?;
+        let mut w = LogWriter::new(self, publ, self.index_state(), large)?;
         let mut b = Vec::new();
         for &i in &fresh {
             let e = &events[i];
@@ -640,21 +752,18 @@ impl Store {
             });
             if let Err(err) = w.push(&b, &e.stream, *v, &e.event_id, rec_micros) {
                 drop(w);
-                return Err(self.fail_large(&mut poisoned, publ.head.seq, err, large));
+                return Err(self.fail_large(&mut guard, publ.head.seq, err, large));
             }
         }
-        let stream_versions: Vec<(&str, u64)> = versions
-            .iter()
-            .filter(|(s, _)| fresh.iter().any(|&i| events[i].stream == **s))
-            .map(|(s, v)| (*s, *v))
-            .collect();
-        let result = w.finish(&stream_versions, new_streams);
-        let (new_pub, ticket) = match result {
+        let (new_pub, ticket) = match w.finish(new_streams) {
             Ok(x) => x,
-            Err(err) => return Err(self.fail_large(&mut poisoned, publ.head.seq, err, large)),
+            Err(err) => return Err(self.fail_large(&mut guard, publ.head.seq, err, large)),
         };
-        self.set_published(new_pub);
-        drop(poisoned);
+        if self.maybe_merge_runs().is_err() {
+            // The append itself is published; a failed merge only leaves garbage behind.
+            let _ = self.discard_leftovers(new_pub.head.seq, true);
+        }
+        drop(guard);
         self.sync_through(ticket)?;
 
         let positions = fill_batch_dups(events, positions, &in_batch);
@@ -679,7 +788,7 @@ impl Store {
         large: bool,
     ) -> StoreError {
         if large {
-            if let Err(e2) = self.discard_past_head(head_seq) {
+            if let Err(e2) = self.discard_leftovers(head_seq, true) {
                 **poisoned = Some(format!("{err}; cleanup failed: {e2}"));
             }
         }
@@ -774,7 +883,8 @@ pub(crate) fn pack_corrupt(first_seq: u64, count: u32, detail: &str) -> StoreErr
 }
 
 /// Builds packs and index entries for a run of new events, in one atomic step (small) or in
-/// chunks past the published head then one publishing step (large).
+/// chunks past the published head then one publishing step (large). `finish` publishes the new
+/// head, counters and index run list, and updates the store's in-memory state.
 pub(crate) struct LogWriter<'s> {
     store: &'s Store,
     large: bool,
@@ -783,11 +893,18 @@ pub(crate) struct LogWriter<'s> {
     pack: PackBuilder,
     pub(crate) head: HeadRec,
     start: Published,
+    index: Arc<IndexState>,
+    entries: Vec<Entry>,
     wrote_pending: bool,
 }
 
 impl<'s> LogWriter<'s> {
-    pub(crate) fn new(store: &'s Store, start: Published, large: bool) -> Result<LogWriter<'s>> {
+    pub(crate) fn new(
+        store: &'s Store,
+        start: Published,
+        index: Arc<IndexState>,
+        large: bool,
+    ) -> Result<LogWriter<'s>> {
         let mut pack = PackBuilder::new(start.head.seq + 1);
         if !large && store.tail_rewrite_limit > 0 && start.head.seq > 0 {
             if let Some((first, v)) = store.pack_containing(start.head.seq)? {
@@ -811,6 +928,8 @@ impl<'s> LogWriter<'s> {
             pack,
             head: start.head,
             start,
+            index,
+            entries: Vec::new(),
             wrote_pending: false,
         })
     }
@@ -845,11 +964,10 @@ impl<'s> LogWriter<'s> {
         self.head.seq += 1;
         self.head.hash = codec::sha256(b);
         self.head.rec_micros = rec_micros;
-        let seq_be = self.head.seq.to_be_bytes();
         self.pack.push(b, rec_micros);
-        self.batch
-            .insert(codec::stream_idx_key(stream, version), &seq_be[..]);
-        self.batch.insert(&codec::id_key(id)[..], &seq_be[..]);
+        self.entries.push((index::id_entry(id), self.head.seq));
+        self.entries
+            .push((index::stream_entry(stream, version), self.head.seq));
         self.batch_events += 1;
         Ok(())
     }
@@ -865,16 +983,33 @@ impl<'s> LogWriter<'s> {
         Ok(())
     }
 
-    /// Writes what is left and publishes the new head. Returns the new published state and the
-    /// group-commit ticket the caller must sync through.
-    pub(crate) fn finish(
-        mut self,
-        stream_versions: &[(&str, u64)],
-        new_streams: u64,
-    ) -> Result<(Published, u64)> {
+    /// Writes what is left, publishes the new head and run list, and updates the store's
+    /// in-memory state. Returns the new published state and the group-commit ticket the caller
+    /// must sync through.
+    pub(crate) fn finish(mut self, new_streams: u64) -> Result<(Published, u64)> {
         if self.pack.count > 0 && self.pack.next_seq() > self.start.head.seq + 1 {
             self.seal_pack();
         }
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let run_id = self.index.next_id;
+        let (run, writes) = index::encode_run(run_id, &entries);
+        drop(entries);
+        let mut bytes = 0usize;
+        for (k, v) in writes {
+            bytes += v.len();
+            self.batch.insert(k, v);
+            if self.large && bytes > 4 << 20 {
+                self.write_chunk()?;
+                bytes = 0;
+            }
+        }
+        let mut runs = self.index.runs.clone();
+        runs.push(Arc::new(run));
+        let new_index = IndexState {
+            next_id: run_id + 1,
+            runs,
+        };
         if self.large {
             self.write_chunk()?;
             // One fsync for all chunks, then the small publishing step.
@@ -889,21 +1024,19 @@ impl<'s> LogWriter<'s> {
         } else {
             std::mem::take(&mut self.batch)
         };
-        for (s, v) in stream_versions {
-            batch.insert(codec::stream_ver_key(s), &v.to_be_bytes()[..]);
-        }
+        batch.insert(index::K_RUNS, new_index.encode_list());
         batch.insert(codec::K_HEAD, &self.head.encode()[..]);
         batch.insert(codec::K_COUNTS, &codec::encode_counts(events, streams)[..]);
         self.store.log.apply_batch(batch)?;
         let ticket = self.store.next_ticket();
-        Ok((
-            Published {
-                head: self.head,
-                events,
-                streams,
-            },
-            ticket,
-        ))
+        let published = Published {
+            head: self.head,
+            events,
+            streams,
+        };
+        self.store.set_index_state(new_index);
+        self.store.set_published(published);
+        Ok((published, ticket))
     }
 }
 
