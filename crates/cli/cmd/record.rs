@@ -5,7 +5,6 @@
 use std::io::Read;
 
 use commitments_domain::{DomainError, Event, EVENT_TYPES};
-use commitments_projection::ProjectionError;
 use serde_json::{json, Map, Value};
 
 use crate::args::{RecordArgs, RecordFields};
@@ -297,10 +296,7 @@ pub fn run(ctx: &mut Ctx, a: RecordArgs) -> CliResult {
     let tracker = ctx.open(true)?;
     let report = tracker.record(ev, a.expect_version);
     drop(tracker);
-    let report = report.map_err(|e| match e {
-        ProjectionError::Store(commitments_store::StoreError::Conflict { .. }) => CliError::from(e),
-        e => CliError::from(e),
-    })?;
+    let report = report?;
 
     if report.clock_clamped {
         ctx.warn("the clock is behind the log's head: recorded_at was clamped to the head's");
