@@ -101,6 +101,7 @@ pub struct Global {
         global = true,
         value_name = "N",
         env = "COMMITMENTS_HORIZON_DAYS",
+        hide_env_values = true,
         default_value_t = 180
     )]
     pub horizon_days: u32,

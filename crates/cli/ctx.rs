@@ -19,6 +19,9 @@ use crate::error::{CliError, CliResult};
 /// docs/cli.md as a test hook; not shown in `--help`).
 const HOLD_ENV: &str = "COMMITMENTS_TEST_HOLD_MS";
 
+/// Test-only: panic right after opening the store (to test that no panic reaches the user).
+const PANIC_ENV: &str = "COMMITMENTS_TEST_PANIC";
+
 /// The resolved global settings.
 #[derive(Debug)]
 pub struct Ctx {
@@ -170,6 +173,9 @@ impl Ctx {
                 if let Some(ms) = env_nonempty(HOLD_ENV).and_then(|v| v.parse::<u64>().ok()) {
                     eprintln!("test hook: holding the store for {ms} ms");
                     std::thread::sleep(Duration::from_millis(ms));
+                }
+                if env_nonempty(PANIC_ENV).is_some() {
+                    panic!("test hook: {PANIC_ENV} is set");
                 }
                 Ok(Some(t))
             }

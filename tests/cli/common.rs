@@ -89,6 +89,7 @@ pub fn clean_env(c: &mut Command) {
         "COMMITMENTS_NOW",
         "COMMITMENTS_HORIZON_DAYS",
         "COMMITMENTS_TEST_HOLD_MS",
+        "COMMITMENTS_TEST_PANIC",
         "NO_COLOR",
         "COLUMNS",
     ] {

@@ -319,3 +319,22 @@ fn closed_stdout_exits_quietly() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("internal error"));
 }
+
+#[test]
+fn a_panic_is_an_internal_error_and_releases_the_store() {
+    let s = Store::seeded();
+    let out = s
+        .cmd()
+        .env("COMMITMENTS_TEST_PANIC", "1")
+        .arg("list")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(70));
+    let err = stderr(&out);
+    assert!(err.starts_with("internal error: "), "{err}");
+    assert!(!err.contains("RUST_BACKTRACE"), "{err}");
+    s.cmd()
+        .args(["--lock-timeout", "0", "verify"])
+        .assert()
+        .success();
+}
