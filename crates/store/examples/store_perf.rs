@@ -118,7 +118,14 @@ fn main() {
     // Durable single appends vs plain file append + fdatasync.
     let dir3 = tempfile::tempdir().unwrap();
     {
-        let s = Store::open(dir3.path(), OpenOptions::default()).unwrap();
+        let mut o = OpenOptions::default();
+        if let Some(v) = std::env::var("STORE_PERF_TAIL")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            o.tail_rewrite_limit = v;
+        }
+        let s = Store::open(dir3.path(), o).unwrap();
         let t = Instant::now();
         for e in events.iter().take(singles as usize) {
             s.append(std::slice::from_ref(e), &[]).unwrap();

@@ -17,7 +17,8 @@
 //! are leftovers and are removed on open. Runs are merged binary-counter style (when a run is
 //! at least as large as the one before it), so there are at most ~log2(events) runs.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
@@ -27,7 +28,9 @@ use crate::error::{corrupt, Result};
 pub(crate) const K_RUNS: &[u8] = b"Mruns";
 pub(crate) const P_RUN_HEADER: u8 = b'R';
 pub(crate) const P_RUN_BLOCK: u8 = b'Q';
-const BLOCK_RAW_CAP: usize = 16 * 1024;
+const BLOCK_RAW_CAP: usize = 4 * 1024;
+/// Decoded blocks kept per run (cleared when full).
+const BLOCK_CACHE_PER_RUN: usize = 256;
 
 /// One logical index entry.
 pub(crate) type Entry = (Vec<u8>, u64);
@@ -163,6 +166,7 @@ pub(crate) struct Run {
     pub count: u64,
     pub fences: Vec<Vec<u8>>,
     pub last_key: Vec<u8>,
+    cache: Mutex<HashMap<u32, Arc<Block>>>,
 }
 
 impl Run {
@@ -190,6 +194,7 @@ impl Run {
             count,
             fences,
             last_key,
+            cache: Mutex::default(),
         })
     }
 
@@ -206,7 +211,27 @@ impl Run {
         v
     }
 
-    pub(crate) fn block(&self, tree: &sled::Tree, i: usize) -> Result<Option<Block>> {
+    /// Block `i`, through the run's cache of decoded blocks.
+    pub(crate) fn block(&self, tree: &sled::Tree, i: usize) -> Result<Option<Arc<Block>>> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = cache.get(&(i as u32)) {
+            return Ok(Some(Arc::clone(b)));
+        }
+        drop(cache);
+        let Some(b) = self.block_uncached(tree, i)? else {
+            return Ok(None);
+        };
+        let b = Arc::new(b);
+        cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= BLOCK_CACHE_PER_RUN {
+            cache.clear();
+        }
+        cache.insert(i as u32, Arc::clone(&b));
+        Ok(Some(b))
+    }
+
+    /// Block `i`, read and decoded from sled.
+    pub(crate) fn block_uncached(&self, tree: &sled::Tree, i: usize) -> Result<Option<Block>> {
         match tree.get(block_key(self.id, i as u32))? {
             Some(v) => Block::decode(&v)
                 .map(Some)
@@ -260,6 +285,7 @@ pub(crate) fn encode_run(id: u64, entries: &[Entry]) -> (Run, Writes) {
         count: entries.len() as u64,
         fences,
         last_key: entries.last().map(|e| e.0.clone()).unwrap_or_default(),
+        cache: Mutex::default(),
     };
     let header = run.encode_header();
     for (i, chunk) in header.chunks(MAX_PART).enumerate() {
@@ -345,7 +371,7 @@ pub(crate) fn floor_many(
 ) -> Result<Option<Vec<Option<Entry>>>> {
     let mut out: Vec<Option<Entry>> = vec![None; queries.len()];
     for run in runs.iter().rev() {
-        let mut cur: Option<(usize, Block)> = None;
+        let mut cur: Option<(usize, Arc<Block>)> = None;
         for (qi, q) in queries.iter().enumerate() {
             let Some(bi) = run.block_for(q) else { continue };
             if cur.as_ref().map(|c| c.0) != Some(bi) {
@@ -413,7 +439,7 @@ pub(crate) fn run_entries(tree: &sled::Tree, run: &Run) -> Result<Vec<Entry>> {
     let mut out = Vec::with_capacity(run.count as usize);
     for bi in 0..run.fences.len() {
         let b = run
-            .block(tree, bi)?
+            .block_uncached(tree, bi)?
             .ok_or_else(|| corrupt(0, format!("index run {} block {bi} missing", run.id)))?;
         for i in 0..b.len() {
             out.push((b.key(i).to_vec(), b.seq(i)));

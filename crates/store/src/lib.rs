@@ -1,7 +1,66 @@
-//! `commitments-store`: an append-only, hash-chained event log on sled, plus key/value storage
-//! for projections ("views"). Only this crate knows sled; it deals in bytes.
+//! `commitments-store`: an append-only, hash-chained event log on sled 0.34, plus key/value
+//! storage for projections ("views"). Only this crate knows sled; it deals in bytes: the domain
+//! serialises each event to a compact JSON object and the store wraps it in its envelope.
 //!
-//! (Layout and durability rules: see the section below.)
+//! # The event bytes and the hash chain
+//!
+//! For each event the store builds, once, the bytes `B`:
+//! `{"seq":N,"stream":"S","stream_version":V,"recorded_at":"YYYY-MM-DDTHH:MM:SS.ffffffZ",
+//! "schema_version":X,"prev_hash":"<64 hex>",` followed by the caller's body without its `{`.
+//! `hash` = hex SHA-256 of `B`; `prev_hash` of seq 1 is 64 zeros. Exactly `B` is stored; hashes
+//! are not stored per event but recomputed when read (the next event's `prev_hash` and the head
+//! hash in the metadata make the chain tamper-evident). An export line is `B` with
+//! `,"hash":"<hex>"` before its final `}`. The body must carry `"event_id":"<its id>"` (it is
+//! what `restore` and `verify` index by).
+//!
+//! # On-disk layout
+//!
+//! One sled database (8 MiB segments, see below) with two trees.
+//!
+//! Tree `log` (key prefixes; everything an append must change is in this one tree so that one
+//! `Tree::apply_batch` is one atomic step):
+//! - `Mformat` → store format version (u32 BE, currently [`FORMAT_VERSION`]);
+//! - `Mhead` → `seq u64 ‖ hash [32] ‖ recorded_at µs i64` (BE) of the published head;
+//! - `Mcounts` → `events u64 ‖ streams u64`;
+//! - `Mruns` → `next_run_id u64 ‖ live index run ids u64…` (oldest first);
+//! - `Mpending` → present while a large append, restore or index merge is writing past the
+//!   published state;
+//! - `P ‖ first_seq u64 BE` → a **pack**: many consecutive events. Header (27 bytes):
+//!   `codec u8 (0 none, 1 lz4) ‖ count u32 ‖ raw_len u32 ‖ first_recorded_at i64 µs ‖
+//!   last_recorded_at i64 µs ‖ extra_parts u16`, then the payload; raw payload = per event
+//!   `len u32 BE ‖ B`. A pack closes at 64 KiB raw; a sled value never exceeds 60 KiB, the
+//!   remainder of a bigger compressed payload (a single huge event) goes to
+//!   `X ‖ first_seq ‖ part u16`;
+//! - `R ‖ run_id ‖ part u16` / `Q ‖ run_id ‖ block u32` → an **index run** (see `index.rs`):
+//!   an immutable sorted list of index entries `i ‖ uuid → seq` (event ids) and
+//!   `s ‖ stream ‖ 0x00 ‖ version BE → seq` (stream index; the 0x00 terminator keeps `call-1`
+//!   from seeing `call-10`; a stream's version is its greatest entry), in lz4 blocks of 4 KiB raw
+//!   with a fence header. Every append writes one run; runs are merged when there are more than
+//!   12 (leveled, ratio 4), so lookups touch at most ~12 runs.
+//!
+//! Tree `views`: `N ‖ ns` → generation; `G ‖ gen ‖ M` → view metadata; `G ‖ gen ‖ R ‖ key` →
+//! row; `C` → last generation; `D ‖ gen` → generation awaiting deletion. A commit writes rows,
+//! checkpoint, version and the order-independent digest in one batch; a swap is one pointer
+//! write.
+//!
+//! # Atomicity and durability rules
+//!
+//! - A small append (≤ 4096 new events) is one `apply_batch`: packs (the tail pack is rewritten
+//!   in place while it is below 8 KiB raw), its index run, the run list, head and counts.
+//! - A large append writes packs and its run in chunks *past* the published state (under
+//!   `Mpending`), fsyncs once, then publishes run list + head + counts in one small batch.
+//!   Readers never see unpublished data (they bound reads by the head; runs are visible only
+//!   through `Mruns`). Open removes packs past the head and, when `Mpending` is present, runs not
+//!   in the list. A failed large append cleans up in-process, or poisons the writer.
+//! - `append` returns only after `db.flush()` (on Linux only `sync_file_range`) **and** an fsync
+//!   of `<dir>/db`; concurrent appenders share flushes (group commit).
+//! - sled writes any log item larger than `segment_size / 4` to a blob file it never fsyncs, and
+//!   consolidated leaf nodes can hold ~17 values of up to 60 KiB, so stores are created with
+//!   8 MiB segments (2 MiB threshold); a test asserts no blob file appears.
+//! - Expected-version checks, duplicate detection by event id (same body ⇒ the original
+//!   position, flagged duplicate; different body ⇒ [`StoreError::DuplicateEventId`]) and seq
+//!   assignment happen under one writer mutex; seqs are gap-free from 1.
+//! - Dropping the store flushes and fsyncs. Never `process::exit` with a store open.
 
 mod codec;
 mod error;

@@ -21,6 +21,9 @@ pub const FORMAT_VERSION: u32 = 1;
 /// sled segment size (fixed when a store is created; recorded in sled's `conf`).
 const SEGMENT_SIZE: usize = 8 << 20;
 
+/// Index runs beyond this trigger a merge (see `maybe_merge_runs`).
+const MAX_RUNS: usize = 12;
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -276,53 +279,61 @@ impl Store {
             .collect())
     }
 
-    /// Binary-counter merging of index runs: while the newest run is at least as large as the
-    /// one before it, merge the two. The merged run is written first (invisible, under the
-    /// pending marker), then one atomic batch swaps the run list and deletes the old runs.
-    /// Called with the writer lock held.
+    /// Merges index runs when there are more than [`MAX_RUNS`]: the newest runs whose older
+    /// neighbour is at most 4× their combined size are merged into one, so sizes stay roughly
+    /// geometric (a leveled LSM with ratio 4) and merges happen about once per `MAX_RUNS`
+    /// small appends. The merged run is written first (invisible, under the pending marker),
+    /// then one atomic batch swaps the run list and deletes the old runs. Called with the writer
+    /// lock held.
     pub(crate) fn maybe_merge_runs(&self) -> Result<()> {
-        loop {
-            let st = self.index_state();
-            let n = st.runs.len();
-            if n < 2 || st.runs[n - 2].count > st.runs[n - 1].count {
-                return Ok(());
-            }
-            let (a, b) = (&st.runs[n - 2], &st.runs[n - 1]);
-            let merged = index::merge(vec![
-                index::run_entries(&self.log, a)?,
-                index::run_entries(&self.log, b)?,
-            ]);
-            let id = st.next_id;
-            let (run, writes) = index::encode_run(id, &merged);
-            let mut batch = sled::Batch::default();
-            batch.insert(codec::K_PENDING, &[][..]);
-            let mut bytes = 0usize;
-            for (k, v) in writes {
-                bytes += v.len();
-                batch.insert(k, v);
-                if bytes > 4 << 20 {
-                    self.log.apply_batch(std::mem::take(&mut batch))?;
-                    bytes = 0;
-                }
-            }
-            self.log.apply_batch(batch)?;
-            let mut runs: Vec<Arc<index::Run>> = st.runs[..n - 2].to_vec();
-            runs.push(Arc::new(run));
-            let new_state = IndexState {
-                next_id: id + 1,
-                runs,
-            };
-            let mut swap = sled::Batch::default();
-            for old in [a.id, b.id] {
-                for k in index::run_keys(&self.log, old)? {
-                    swap.remove(k);
-                }
-            }
-            swap.insert(index::K_RUNS, new_state.encode_list());
-            swap.remove(codec::K_PENDING);
-            self.log.apply_batch(swap)?;
-            self.set_index_state(new_state);
+        let st = self.index_state();
+        let n = st.runs.len();
+        if n <= MAX_RUNS {
+            return Ok(());
         }
+        let mut j = n - 1;
+        let mut acc = st.runs[j].count;
+        while j > 0 && st.runs[j - 1].count <= 4 * acc {
+            j -= 1;
+            acc += st.runs[j].count;
+        }
+        let j = j.min(n - 2);
+        let mut lists = Vec::with_capacity(n - j);
+        for r in &st.runs[j..] {
+            lists.push(index::run_entries(&self.log, r)?);
+        }
+        let merged = index::merge(lists);
+        let id = st.next_id;
+        let (run, writes) = index::encode_run(id, &merged);
+        drop(merged);
+        let mut batch = sled::Batch::default();
+        batch.insert(codec::K_PENDING, &[][..]);
+        let mut bytes = 0usize;
+        for (k, v) in writes {
+            bytes += v.len();
+            batch.insert(k, v);
+            if bytes > 4 << 20 {
+                self.log.apply_batch(std::mem::take(&mut batch))?;
+                bytes = 0;
+            }
+        }
+        let mut runs: Vec<Arc<index::Run>> = st.runs[..j].to_vec();
+        runs.push(Arc::new(run));
+        let new_state = IndexState {
+            next_id: id + 1,
+            runs,
+        };
+        // Small merges need only this one batch; large ones were chunked above.
+        for old in &st.runs[j..] {
+            for k in index::run_keys(&self.log, old.id)? {
+                batch.remove(k);
+            }
+        }
+        batch.insert(index::K_RUNS, new_state.encode_list());
+        batch.remove(codec::K_PENDING);
+        self.log.apply_batch(batch)?;
+        self.set_index_state(new_state);
+        Ok(())
     }
 
     // ------------------------------------------------------------------ durability

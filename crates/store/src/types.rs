@@ -27,7 +27,7 @@ pub struct OpenOptions {
     #[doc(hidden)]
     pub chunk_events: usize,
     /// The tail pack is extended in place (rewritten) while its raw payload is below this.
-    /// Default 32 KiB. 0 disables tail rewriting.
+    /// Default 8 KiB (measured: 32 KiB cost ~30% of single-append throughput). 0 disables.
     #[doc(hidden)]
     pub tail_rewrite_limit: usize,
 }
@@ -40,7 +40,7 @@ impl Default for OpenOptions {
             create: true,
             large_batch_threshold: 4096,
             chunk_events: 4096,
-            tail_rewrite_limit: 32 * 1024,
+            tail_rewrite_limit: 8 * 1024,
         }
     }
 }

@@ -610,3 +610,64 @@ fn second_process_gets_locked() {
     );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn many_small_appends_merge_index_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = Store::open(dir.path(), small_opts()).unwrap();
+        for i in 0..60u64 {
+            let stream = format!("m{}", i % 4);
+            s.append(
+                &[ev(&stream, id(60, i), i)],
+                &[("x".into(), ExpectedVersion::Any)],
+            )
+            .unwrap();
+            if i == 30 {
+                // A large batch in between (chunked path) followed by more singles.
+                let big: Vec<_> = (0..100).map(|j| ev("m1", id(61, j), j)).collect();
+                s.append(&big, &[]).unwrap();
+            }
+        }
+        // Runs were merged: at most 12 remain (white-box: run headers under prefix R).
+        let runs = s.debug_raw_tree().scan_prefix(b"R").count();
+        assert!(runs <= 13, "{runs} run header parts");
+        assert!(s.verify(&ok_decode, &no_progress).unwrap().is_ok());
+    }
+    let s = Store::open(dir.path(), small_opts()).unwrap();
+    assert_eq!(s.stream_version("m1").unwrap(), 115);
+    assert_eq!(s.read_stream("m1", 0).unwrap().len(), 115);
+    assert_eq!(s.read_stream("m2", 10).unwrap().len(), 6);
+    for i in 0..60u64 {
+        assert!(s.get_by_id(id(60, i)).unwrap().is_some(), "{i}");
+    }
+    assert_eq!(
+        s.streams_with_prefix("m").unwrap(),
+        vec!["m0", "m1", "m2", "m3"]
+    );
+    assert_eq!(s.stats().unwrap().streams, 4);
+    // Retrying everything is a no-op.
+    let again: Vec<_> = (0..60u64)
+        .map(|i| ev(&format!("m{}", i % 4), id(60, i), i))
+        .collect();
+    assert_eq!(s.append(&again, &[]).unwrap().duplicates, 60);
+    assert!(s.verify(&ok_decode, &no_progress).unwrap().is_ok());
+}
+
+#[test]
+fn nothing_is_written_as_an_unsynced_sled_blob() {
+    // sled writes log items above segment_size/4 to blob files it never fsyncs.
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut e = ev("big", id(70, 1), 1);
+    e.body = body(id(70, 1), 1, 700_000);
+    s.append(&[e], &[]).unwrap();
+    let batch: Vec<_> = (0..20_000)
+        .map(|i| ev(&format!("b{}", i % 300), id(71, i), i))
+        .collect();
+    s.append(&batch, &[]).unwrap();
+    s.flush_durable().unwrap();
+    let blobs = dir.path().join("blobs");
+    let n = std::fs::read_dir(&blobs).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(n, 0, "sled wrote {n} blob files");
+}
