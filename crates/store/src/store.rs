@@ -15,6 +15,38 @@ use crate::error::{corrupt, Result, StoreError};
 use crate::index::{self, Entry, IndexState};
 use crate::types::*;
 
+/// A fast, non-cryptographic hasher for in-memory maps of local data (ids, stream names).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl FxHasher {
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut a = [0u8; 8];
+            a[..c.len()].copy_from_slice(c);
+            self.add(u64::from_le_bytes(a));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// `HashMap` with [`FxHasher`].
+pub(crate) type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
 /// The store format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -241,13 +273,16 @@ impl Store {
     }
 
     /// Where each id is stored (absent = not stored).
-    pub(crate) fn lookup_ids(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, u64>> {
+    pub(crate) fn lookup_ids(&self, ids: &[Uuid]) -> Result<FxMap<Uuid, u64>> {
+        if self.index_state().runs.is_empty() {
+            return Ok(FxMap::default());
+        }
         let mut keys: Vec<Vec<u8>> = ids.iter().map(index::id_entry).collect();
         keys.sort_unstable();
         keys.dedup();
         let found =
             self.with_index(|st| index::floor_many(&self.log, &st.runs, &keys, &|q, k| q == k))?;
-        let mut out = HashMap::with_capacity(keys.len());
+        let mut out = FxMap::default();
         for (k, e) in keys.iter().zip(found) {
             if let (Some((_, seq)), Ok(id)) = (e, Uuid::from_slice(&k[1..])) {
                 out.insert(id, seq);
@@ -260,8 +295,11 @@ impl Store {
     pub(crate) fn lookup_versions<'a>(
         &self,
         streams: impl Iterator<Item = &'a str>,
-    ) -> Result<HashMap<&'a str, u64>> {
+    ) -> Result<FxMap<&'a str, u64>> {
         let mut names: Vec<&str> = streams.collect();
+        if self.index_state().runs.is_empty() {
+            return Ok(names.into_iter().map(|s| (s, 0)).collect());
+        }
         names.sort_unstable();
         names.dedup();
         let keys: Vec<Vec<u8>> = names.iter().map(|s| index::stream_upper(s)).collect();
@@ -644,7 +682,8 @@ impl Store {
         let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
         let stored = self.lookup_ids(&ids)?;
         let mut positions: Vec<Option<Position>> = vec![None; events.len()];
-        let mut in_batch: HashMap<Uuid, usize> = HashMap::new();
+        let mut in_batch: FxMap<Uuid, usize> = FxMap::default();
+        in_batch.reserve(events.len());
         let mut fresh = Vec::with_capacity(events.len());
         let mut cache: Option<(u64, Vec<StoredEvent>)> = None;
         for (i, e) in events.iter().enumerate() {
@@ -722,11 +761,13 @@ impl Store {
                 });
             }
         }
-        let touched: std::collections::HashSet<&str> =
-            fresh.iter().map(|&i| events[i].stream.as_str()).collect();
-        let new_streams = touched
+        let new_streams = versions
             .iter()
-            .filter(|s| versions.get(**s).copied().unwrap_or(0) == 0)
+            .filter(|(s, v)| {
+                **v == 0
+                    && (!expectations.iter().any(|(e, _)| e == *s)
+                        || fresh.iter().any(|&i| events[i].stream == **s))
+            })
             .count() as u64;
 
         let clock_now = (self.clock)().timestamp_micros();
@@ -830,7 +871,7 @@ impl Drop for Store {
 fn fill_batch_dups(
     events: &[NewEvent],
     mut positions: Vec<Option<Position>>,
-    in_batch: &HashMap<Uuid, usize>,
+    in_batch: &FxMap<Uuid, usize>,
 ) -> Vec<Position> {
     for i in 0..events.len() {
         if positions[i].is_none() {
@@ -870,10 +911,10 @@ fn validate_new_event(e: &NewEvent) -> Result<()> {
     if b.len() < 3 || b[0] != b'{' || b[1] != b'"' || b.last() != Some(&b'}') {
         return Err(bad("body must be a non-empty compact JSON object"));
     }
-    let mut needle = Vec::with_capacity(50);
-    needle.extend_from_slice(b"\"event_id\":\"");
-    needle.extend_from_slice(e.event_id.hyphenated().to_string().as_bytes());
-    needle.push(b'"');
+    let mut needle = [0u8; 49];
+    needle[..12].copy_from_slice(b"\"event_id\":\"");
+    e.event_id.hyphenated().encode_lower(&mut needle[12..48]);
+    needle[48] = b'"';
     let found = b
         .iter()
         .enumerate()
@@ -905,6 +946,7 @@ pub(crate) struct LogWriter<'s> {
     pub(crate) head: HeadRec,
     start: Published,
     index: Arc<IndexState>,
+    id_entries: Vec<([u8; 16], u64)>,
     entries: Vec<Entry>,
     wrote_pending: bool,
 }
@@ -940,6 +982,7 @@ impl<'s> LogWriter<'s> {
             head: start.head,
             start,
             index,
+            id_entries: Vec::new(),
             entries: Vec::new(),
             wrote_pending: false,
         })
@@ -976,7 +1019,7 @@ impl<'s> LogWriter<'s> {
         self.head.hash = codec::sha256(b);
         self.head.rec_micros = rec_micros;
         self.pack.push(b, rec_micros);
-        self.entries.push((index::id_entry(id), self.head.seq));
+        self.id_entries.push((*id.as_bytes(), self.head.seq));
         self.entries
             .push((index::stream_entry(stream, version), self.head.seq));
         self.batch_events += 1;
@@ -1001,8 +1044,17 @@ impl<'s> LogWriter<'s> {
         if self.pack.count > 0 && self.pack.next_seq() > self.start.head.seq + 1 {
             self.seal_pack();
         }
-        let mut entries = std::mem::take(&mut self.entries);
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // Id entries (`i…`) sort before stream entries (`s…`).
+        let mut ids = std::mem::take(&mut self.id_entries);
+        ids.sort_unstable();
+        let mut streams = std::mem::take(&mut self.entries);
+        streams.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut entries: Vec<Entry> = Vec::with_capacity(ids.len() + streams.len());
+        entries.extend(
+            ids.into_iter()
+                .map(|(id, seq)| (index::id_entry(&Uuid::from_bytes(id)), seq)),
+        );
+        entries.append(&mut streams);
         let run_id = self.index.next_id;
         let (run, writes) = index::encode_run(run_id, &entries);
         drop(entries);
