@@ -948,6 +948,7 @@ pub(crate) struct LogWriter<'s> {
     index: Arc<IndexState>,
     id_entries: Vec<([u8; 16], u64)>,
     entries: Vec<Entry>,
+    sealed: Vec<PackBuilder>,
     wrote_pending: bool,
 }
 
@@ -984,19 +985,20 @@ impl<'s> LogWriter<'s> {
             index,
             id_entries: Vec::new(),
             entries: Vec::new(),
+            sealed: Vec::new(),
             wrote_pending: false,
         })
     }
 
+    /// Closes the current pack (a new one starts at the next seq). Large writes compress
+    /// their packs in parallel when the chunk is written; small ones encode it right away.
     fn seal_pack(&mut self) {
-        let parts = self.pack.encode();
-        let first = self.pack.first_seq;
-        for (i, p) in parts.into_iter().enumerate() {
-            if i == 0 {
-                self.batch.insert(&codec::pack_key(first)[..], p);
-            } else {
-                self.batch.insert(&codec::part_key(first, i as u16)[..], p);
-            }
+        let next = PackBuilder::new(self.head.seq + 1);
+        let pack = std::mem::replace(&mut self.pack, next);
+        if self.large {
+            self.sealed.push(pack);
+        } else {
+            insert_pack(&mut self.batch, pack.first_seq, pack.encode());
         }
     }
 
@@ -1010,7 +1012,6 @@ impl<'s> LogWriter<'s> {
     ) -> Result<()> {
         if self.pack.would_overflow(b.len()) {
             self.seal_pack();
-            self.pack = PackBuilder::new(self.head.seq + 1);
             if self.large && self.batch_events >= self.store.chunk_events {
                 self.write_chunk()?;
             }
@@ -1027,6 +1028,11 @@ impl<'s> LogWriter<'s> {
     }
 
     fn write_chunk(&mut self) -> Result<()> {
+        let packs = std::mem::take(&mut self.sealed);
+        for (first, parts) in encode_parallel(&packs)? {
+            insert_pack(&mut self.batch, first, parts);
+        }
+        drop(packs);
         let mut batch = std::mem::take(&mut self.batch);
         if !self.wrote_pending {
             batch.insert(codec::K_PENDING, &self.start.head.seq.to_be_bytes()[..]);
@@ -1101,6 +1107,53 @@ impl<'s> LogWriter<'s> {
         self.store.set_published(published);
         Ok((published, ticket))
     }
+}
+
+fn insert_pack(batch: &mut sled::Batch, first: u64, parts: Vec<Vec<u8>>) {
+    for (i, p) in parts.into_iter().enumerate() {
+        if i == 0 {
+            batch.insert(&codec::pack_key(first)[..], p);
+        } else {
+            batch.insert(&codec::part_key(first, i as u16)[..], p);
+        }
+    }
+}
+
+/// Compresses packs on up to 4 threads. Returns (first_seq, sled values) per pack.
+#[allow(clippy::type_complexity)]
+fn encode_parallel(packs: &[PackBuilder]) -> Result<Vec<(u64, Vec<Vec<u8>>)>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    if packs.len() < 2 || threads == 1 {
+        return Ok(packs.iter().map(|p| (p.first_seq, p.encode())).collect());
+    }
+    let per = packs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = packs
+            .chunks(per)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|p| (p.first_seq, p.encode()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(packs.len());
+        for h in handles {
+            match h.join() {
+                Ok(v) => out.extend(v),
+                Err(_) => {
+                    return Err(StoreError::Poisoned(
+                        "pack compression thread panicked".into(),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    })
 }
 
 /// Streaming iterator over the log, decompressing one pack at a time.
