@@ -2,7 +2,7 @@
 //! [`Context`]) plus the earlier events of the same batch.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::ops::Range;
 
 use crate::error::DomainError;
 use crate::event::{apply_changes, Event};
@@ -73,27 +73,31 @@ pub enum Verdict {
     Duplicate,
 }
 
-/// How many batch events the validator keeps so that corrections and retractions can target
-/// events earlier in the same batch. Past it, such a correction is refused with a message.
-pub const BATCH_RETAIN_LIMIT: usize = 100_000;
+/// One accepted event of the batch: its stream and where its canonical body is in the arena.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The event id.
+    pub event_id: EventId,
+    /// Its stream.
+    pub stream: String,
+    /// Its type.
+    pub type_name: &'static str,
+    body: Range<usize>,
+}
 
-/// Validates events in order. Keeps compact state (subject kinds, commitment states, content
-/// fingerprints), not the events, so a million-line import streams through it.
+/// Validates events in order. Keeps compact state (subject kinds, commitment states) and the
+/// canonical JSON body of each accepted event in one arena, which is also what gets appended:
+/// the batch is held once, as bytes, never as typed events.
 #[derive(Debug)]
 pub struct Validator<'c, C: Context> {
     ctx: &'c C,
     subjects: HashMap<String, SubjectKind>,
     states: HashMap<String, Option<CommitmentState>>,
-    seen: HashMap<EventId, (u64, String)>,
-    retained: HashMap<String, Vec<Event>>,
-    retained_count: usize,
+    arena: Vec<u8>,
+    accepted: Vec<Accepted>,
+    by_id: HashMap<EventId, usize>,
+    by_stream: HashMap<String, Vec<usize>>,
     retracted: HashSet<EventId>,
-}
-
-fn fingerprint(bytes: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    h.finish()
 }
 
 impl<'c, C: Context> Validator<'c, C> {
@@ -103,9 +107,10 @@ impl<'c, C: Context> Validator<'c, C> {
             ctx,
             subjects: HashMap::new(),
             states: HashMap::new(),
-            seen: HashMap::new(),
-            retained: HashMap::new(),
-            retained_count: 0,
+            arena: Vec::new(),
+            accepted: Vec::new(),
+            by_id: HashMap::new(),
+            by_stream: HashMap::new(),
             retracted: HashSet::new(),
         }
     }
@@ -138,27 +143,35 @@ impl<'c, C: Context> Validator<'c, C> {
         }
     }
 
+    fn batch_event(&self, i: usize) -> Option<Event> {
+        let a = self.accepted.get(i)?;
+        Event::from_json(&self.arena[a.body.clone()]).ok()
+    }
+
     fn stream_events(&self, stream: &str) -> Vec<Event> {
         let mut v = self.ctx.stream_events(stream);
-        if let Some(batch) = self.retained.get(stream) {
-            v.extend(batch.iter().cloned());
+        if let Some(idx) = self.by_stream.get(stream) {
+            v.extend(idx.iter().filter_map(|&i| self.batch_event(i)));
         }
         v
     }
 
     fn find_event(&self, id: &EventId) -> Option<(String, Event)> {
-        if let Some((_, stream)) = self.seen.get(id) {
-            return self
-                .retained
-                .get(stream)
-                .and_then(|evs| {
-                    evs.iter()
-                        .find(|e| e.event_id().as_ref() == Some(id))
-                        .cloned()
-                })
-                .map(|e| (stream.clone(), e));
+        if let Some(&i) = self.by_id.get(id) {
+            let stream = self.accepted[i].stream.clone();
+            return self.batch_event(i).map(|e| (stream, e));
         }
         self.ctx.event(id)
+    }
+
+    /// The accepted events, in order.
+    pub fn accepted(&self) -> &[Accepted] {
+        &self.accepted
+    }
+
+    /// The canonical JSON body of an accepted event (what the store keeps).
+    pub fn body(&self, a: &Accepted) -> &[u8] {
+        &self.arena[a.body.clone()]
     }
 
     /// Checks one event (which must carry its `event_id` and `recorded_by` already) against
@@ -170,9 +183,8 @@ impl<'c, C: Context> Validator<'c, C> {
         let body = event
             .to_json()
             .map_err(|e| DomainError::Malformed(e.to_string()))?;
-        let fp = fingerprint(&body);
-        if let Some((seen_fp, _)) = self.seen.get(&id) {
-            return if *seen_fp == fp {
+        if let Some(&i) = self.by_id.get(&id) {
+            return if self.arena[self.accepted[i].body.clone()] == body[..] {
                 Ok(Verdict::Duplicate)
             } else {
                 Err(DomainError::field(
@@ -199,14 +211,17 @@ impl<'c, C: Context> Validator<'c, C> {
             Event::EventCorrected(_) | Event::EventRetracted(_) => self.check_meta(event)?,
             _ => self.check_world(event)?,
         };
-        self.seen.insert(id, (fp, stream.clone()));
-        if self.retained_count < BATCH_RETAIN_LIMIT {
-            self.retained
-                .entry(stream.clone())
-                .or_default()
-                .push(event.clone());
-            self.retained_count += 1;
-        }
+        let start = self.arena.len();
+        self.arena.extend_from_slice(&body);
+        let i = self.accepted.len();
+        self.accepted.push(Accepted {
+            event_id: id,
+            stream: stream.clone(),
+            type_name: event.type_name(),
+            body: start..self.arena.len(),
+        });
+        self.by_id.insert(id, i);
+        self.by_stream.entry(stream.clone()).or_default().push(i);
         Ok(Verdict::Append { stream })
     }
 
@@ -310,11 +325,7 @@ impl<'c, C: Context> Validator<'c, C> {
             _ => return Err(DomainError::field("type", "not a correction or retraction")),
         };
         let Some((stream, target)) = self.find_event(&target_id) else {
-            let reason = if self.seen.contains_key(&target_id) {
-                format!("event {target_id} is earlier in this batch but past the first {BATCH_RETAIN_LIMIT} events; import the correction separately")
-            } else {
-                format!("unknown event {target_id}")
-            };
+            let reason = format!("unknown event {target_id}");
             return Err(DomainError::Reference {
                 field: "target_event_id".into(),
                 reason,
