@@ -53,16 +53,21 @@ pub fn run(ctx: &mut Ctx, a: ImportArgs) -> CliResult {
     let report = tracker.import(events, a.dry_run, &views_progress)?;
     progress.finish();
 
-    let board: Vec<CommitmentView> = if a.dry_run || report.commitments.is_empty() {
-        Vec::new()
-    } else {
-        let all = tracker.list(&ctx.read_at(), &ListFilter::default())?;
-        report
-            .commitments
-            .iter()
-            .filter_map(|id| all.iter().find(|v| &v.commitment_id == id).cloned())
-            .collect()
-    };
+    let board: Vec<CommitmentView> =
+        if a.dry_run || report.commitments.is_empty() || (ctx.quiet && !ctx.json) {
+            Vec::new()
+        } else {
+            let mut all: std::collections::HashMap<String, CommitmentView> = tracker
+                .list(&ctx.read_at(), &ListFilter::default())?
+                .into_iter()
+                .map(|v| (v.commitment_id.clone(), v))
+                .collect();
+            report
+                .commitments
+                .iter()
+                .filter_map(|id| all.remove(id))
+                .collect()
+        };
     drop(tracker);
 
     if report.clock_clamped {

@@ -66,6 +66,10 @@ pub enum ProjectionError {
         /// Why.
         reason: String,
     },
+    /// Internal: a projection needed to read a stream back from the log, which does not hold
+    /// the events being applied yet (the import then catches the views up after appending).
+    #[error("the views must be caught up from the log")]
+    NeedsLog,
     /// An I/O error while reading input or writing output.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -1,7 +1,7 @@
 //! The rows each view stores, and the typed, cached access to a view namespace that
 //! projections write through.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use commitments_domain::event::Event;
 use commitments_domain::values::{CallMode, Country, DocType, Evidence, Participant, Place};
@@ -257,25 +257,44 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
     }
 
     /// The changed rows and index entries as store changes, in key order; clears the cache.
-    pub fn take_changes(&mut self) -> Result<Changes> {
+    ///
+    /// Index entries are grouped into bucket rows (`i` + index key + bucket, value: the sorted
+    /// ids, one per line), [`INDEX_BUCKETS`] per index value, so a batch touches a few
+    /// hundred index rows instead of one key per entry. Bucket rows are read from `store`;
+    /// without a store (in-memory folds) no index is kept.
+    pub fn take_changes(&mut self, store: Option<&Store>) -> Result<Changes> {
         let mut out = Vec::new();
-        let mut idx_del: BTreeSet<Vec<u8>> = BTreeSet::new();
-        let mut idx_add: BTreeSet<Vec<u8>> = BTreeSet::new();
+        // bucket row key -> (ids to remove, ids to add)
+        let mut buckets: BTreeMap<Vec<u8>, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
         for (id, row) in self.cache.drain() {
             let orig = self.original.remove(&id).flatten();
             if orig.as_ref() == row.as_ref() {
                 continue;
             }
-            if let Some(o) = &orig {
-                for k in (self.index)(&id, o) {
-                    idx_del.insert(k);
-                }
+            let old_keys: BTreeSet<Vec<u8>> = orig
+                .as_ref()
+                .map(|o| (self.index)(&id, o).into_iter().collect())
+                .unwrap_or_default();
+            let new_keys: BTreeSet<Vec<u8>> = row
+                .as_ref()
+                .map(|r| (self.index)(&id, r).into_iter().collect())
+                .unwrap_or_default();
+            for k in old_keys.difference(&new_keys) {
+                buckets
+                    .entry(bucket_key(k, &id))
+                    .or_default()
+                    .0
+                    .insert(id.clone());
+            }
+            for k in new_keys.difference(&old_keys) {
+                buckets
+                    .entry(bucket_key(k, &id))
+                    .or_default()
+                    .1
+                    .insert(id.clone());
             }
             match &row {
                 Some(r) => {
-                    for k in (self.index)(&id, r) {
-                        idx_add.insert(k);
-                    }
                     let bytes = serde_json::to_vec(r).map_err(|e| ProjectionError::Decode {
                         seq: 0,
                         reason: format!("cannot encode row {id}: {e}"),
@@ -286,17 +305,47 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
             }
         }
         self.original.clear();
-        for k in idx_del.difference(&idx_add) {
-            let mut key = vec![b'i'];
-            key.extend_from_slice(k);
-            out.push((key, None));
-        }
-        for k in idx_add.difference(&idx_del) {
-            let mut key = vec![b'i'];
-            key.extend_from_slice(k);
-            out.push((key, Some(Vec::new())));
+        if let Some(store) = store {
+            for (key, (del, add)) in buckets {
+                let mut ids: BTreeSet<String> = match store.view_get(&self.ns, &key)? {
+                    Some(v) => String::from_utf8_lossy(&v)
+                        .lines()
+                        .map(str::to_owned)
+                        .collect(),
+                    None => BTreeSet::new(),
+                };
+                for d in &del {
+                    ids.remove(d);
+                }
+                ids.extend(add);
+                if ids.is_empty() {
+                    out.push((key, None));
+                } else {
+                    let v: Vec<&str> = ids.iter().map(String::as_str).collect();
+                    out.push((key, Some(v.join("\n").into_bytes())));
+                }
+            }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
+}
+
+/// Index entries of one index value are spread over this many bucket rows (by a hash of the
+/// id), which keeps each row small (well under sled's blob threshold) as the store grows.
+pub const INDEX_BUCKETS: u64 = 64;
+
+/// The bucket row holding index entry `index_key` for `id`: `i` + index key + 2 hex digits.
+pub fn bucket_key(index_key: &[u8], id: &str) -> Vec<u8> {
+    // FNV-1a: stable across builds and platforms (the bucket is part of the stored key).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut k = Vec::with_capacity(index_key.len() + 3);
+    k.push(b'i');
+    k.extend_from_slice(index_key);
+    k.extend_from_slice(format!("{:02x}", h % INDEX_BUCKETS).as_bytes());
+    k
 }

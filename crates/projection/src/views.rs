@@ -17,6 +17,10 @@ pub struct Env<'a> {
     pub backed: bool,
     /// Upcasters for stored events.
     pub upcasters: &'a Upcasters,
+    /// False while applying events that are not in the log yet (an import in progress):
+    /// a projection that would have to read a stream back then fails with
+    /// [`ProjectionError::NeedsLog`], and the caller catches up from the log instead.
+    pub log_complete: bool,
 }
 
 impl Env<'_> {
@@ -26,6 +30,9 @@ impl Env<'_> {
 
     /// The events of `stream` with `seq <= upto`, decoded.
     pub fn stream_upto(&self, stream: &str, upto: u64) -> Result<Vec<Recorded>> {
+        if !self.log_complete {
+            return Err(ProjectionError::NeedsLog);
+        }
         let mut out = Vec::new();
         for se in self.store.read_stream(stream, 1)? {
             if se.seq > upto {
@@ -82,17 +89,17 @@ pub struct CommitmentsView;
 
 /// Index key helpers for the `commitments` view.
 pub mod index_keys {
-    /// `s\0<status>\0<id>`
-    pub fn status(status: &str, id: &str) -> Vec<u8> {
-        format!("s\0{status}\0{id}").into_bytes()
+    /// `s\0<status>\0`
+    pub fn status(status: &str) -> Vec<u8> {
+        format!("s\0{status}\0").into_bytes()
     }
-    /// `c\0<country>\0<id>`
-    pub fn country(country: &str, id: &str) -> Vec<u8> {
-        format!("c\0{country}\0{id}").into_bytes()
+    /// `c\0<country>\0`
+    pub fn country(country: &str) -> Vec<u8> {
+        format!("c\0{country}\0").into_bytes()
     }
-    /// `k\0<kind>\0<id>`
-    pub fn kind(kind: &str, id: &str) -> Vec<u8> {
-        format!("k\0{kind}\0{id}").into_bytes()
+    /// `k\0<kind>\0`
+    pub fn kind(kind: &str) -> Vec<u8> {
+        format!("k\0{kind}\0").into_bytes()
     }
 }
 
@@ -134,13 +141,13 @@ impl Projection for CommitmentsView {
     const NAME: &'static str = "commitments";
     const VERSION: u32 = 1;
 
-    fn index(id: &str, row: &CommitmentRow) -> Vec<Vec<u8>> {
+    fn index(_id: &str, row: &CommitmentRow) -> Vec<Vec<u8>> {
         let mut keys = vec![
-            index_keys::status(row.state.status.as_str(), id),
-            index_keys::kind(row.state.kind.as_str(), id),
+            index_keys::status(row.state.status.as_str()),
+            index_keys::kind(row.state.kind.as_str()),
         ];
         for p in &row.state.parties {
-            keys.push(index_keys::country(p.as_str(), id));
+            keys.push(index_keys::country(p.as_str()));
         }
         keys
     }
@@ -527,10 +534,10 @@ impl ViewSet {
         for i in 0..4 {
             let Some(from) = self.from[i] else { continue };
             let changes = match i {
-                0 => self.commitments.take_changes()?,
-                1 => self.calls.take_changes()?,
-                2 => self.documents.take_changes()?,
-                _ => self.sources.take_changes()?,
+                0 => self.commitments.take_changes(Some(store))?,
+                1 => self.calls.take_changes(Some(store))?,
+                2 => self.documents.take_changes(Some(store))?,
+                _ => self.sources.take_changes(Some(store))?,
             };
             if seq > from || !changes.is_empty() {
                 let ns = self.ns(i).to_owned();
@@ -563,6 +570,7 @@ pub fn run(
         store,
         backed: true,
         upcasters,
+        log_complete: true,
     };
     let mut n = 0u64;
     let mut last = start;
