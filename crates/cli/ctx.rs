@@ -99,7 +99,9 @@ impl Ctx {
             color,
             now,
             as_of,
-            known_at: g.known_at,
+            // Catalogue section 5: `--known-at` defaults to the store's clock, COMMITMENTS_NOW
+            // when set; with the real clock every recorded event is known.
+            known_at: g.known_at.or(now),
             lock_timeout: g.lock_timeout,
             horizon_days: g.horizon_days,
             actor,

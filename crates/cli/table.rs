@@ -102,12 +102,15 @@ impl From<&str> for Cell {
 pub struct Table {
     headers: Vec<&'static str>,
     shrink: Vec<bool>,
+    keep: Vec<bool>,
     right: Vec<bool>,
     rows: Vec<Vec<Cell>>,
 }
 
 const GAP: usize = 2;
 const MIN_SHRUNK: usize = 8;
+/// What the last (free-text) column keeps before other columns are truncated.
+const LAST_MIN: usize = 24;
 
 fn width_of(s: &str) -> usize {
     s.chars().count()
@@ -131,9 +134,19 @@ impl Table {
         Table {
             headers: cols.iter().map(|c| c.0.trim_start_matches('>')).collect(),
             shrink: cols.iter().map(|c| c.1).collect(),
+            keep: vec![false; cols.len()],
             right: cols.iter().map(|c| c.0.starts_with('>')).collect(),
             rows: Vec::new(),
         }
+    }
+
+    /// Marks a shrinkable column (an id) to be truncated only when no other column can give
+    /// way any more.
+    pub fn keep(mut self, col: usize) -> Table {
+        if let Some(k) = self.keep.get_mut(col) {
+            *k = true;
+        }
+        self
     }
 
     /// Adds a row.
@@ -157,14 +170,26 @@ impl Table {
         }
         if let Some(limit) = width {
             let total = |w: &[usize]| w.iter().sum::<usize>() + GAP * n.saturating_sub(1);
-            // Shrink the widest shrinkable column one step at a time.
-            while total(&w) > limit {
-                let cand = (0..n)
-                    .filter(|&i| self.shrink[i] && w[i] > MIN_SHRUNK.max(width_of(self.headers[i])))
-                    .max_by_key(|&i| w[i]);
-                match cand {
-                    Some(i) => w[i] -= 1,
-                    None => break,
+            // The last shrinkable column (free text: description, topics, title) gives way
+            // first, down to a readable minimum; then the widest shrinkable one, a step at a time.
+            let floor = |i: usize| MIN_SHRUNK.max(width_of(self.headers[i]));
+            if let Some(last) = (0..n).rev().find(|&i| self.shrink[i] && !self.keep[i]) {
+                let keep = LAST_MIN.max(floor(last));
+                while total(&w) > limit && w[last] > keep {
+                    w[last] -= 1;
+                }
+            }
+            for last_resort in [false, true] {
+                while total(&w) > limit {
+                    let cand = (0..n)
+                        .filter(|&i| {
+                            self.shrink[i] && self.keep[i] == last_resort && w[i] > floor(i)
+                        })
+                        .max_by_key(|&i| w[i]);
+                    match cand {
+                        Some(i) => w[i] -= 1,
+                        None => break,
+                    }
                 }
             }
         }

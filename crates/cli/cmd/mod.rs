@@ -84,7 +84,8 @@ pub fn board_table(rows: &[CommitmentView]) -> Table {
         ("WINDOW", false),
         ("OVERDUE", false),
         ("DESCRIPTION", true),
-    ]);
+    ])
+    .keep(0);
     for v in rows {
         let w = window_state(v);
         let mut status = v.status.clone();

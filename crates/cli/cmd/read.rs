@@ -53,7 +53,8 @@ pub fn agenda(ctx: &mut Ctx) -> CliResult {
         ("STATUS", false),
         ("PARTIES", false),
         ("DESCRIPTION", true),
-    ]);
+    ])
+    .keep(3);
     for v in &rows {
         let w = window_state(v);
         t.row(vec![
@@ -390,7 +391,8 @@ pub fn calls(ctx: &mut Ctx) -> CliResult {
         ("PARTICIPANTS", true),
         ("COMMITMENTS", true),
         ("TOPICS", true),
-    ]);
+    ])
+    .keep(1);
     for r in &rows {
         let mut id = r.call_id.clone();
         if r.retracted {
@@ -436,7 +438,8 @@ pub fn documents(ctx: &mut Ctx) -> CliResult {
         ("SIGNED", false),
         (">REVIEWS", false),
         ("TITLE", true),
-    ]);
+    ])
+    .keep(0);
     for r in &rows {
         t.row(vec![
             r.document_id.clone().into(),
