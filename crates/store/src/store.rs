@@ -115,6 +115,30 @@ fn map_open_error(e: sled::Error, path: &Path) -> StoreError {
     }
 }
 
+/// Stores this process has closed. sled's background threads may hold the lock file for a
+/// moment after the last handle is dropped, so reopening a store *this process* just closed
+/// can fail with the lock error although no other process holds it (sled#1234, #1289). Such
+/// an open is retried for up to [`REOPEN_GRACE`]; a store held by another process still
+/// reports [`StoreError::Locked`] at once.
+static CLOSED_HERE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// How long a reopen of a store this process closed waits for sled to let go of its lock.
+const REOPEN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn open_sled(config: &sled::Config, path: &Path) -> Result<sled::Db> {
+    let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let closed_here = lock(&CLOSED_HERE).contains(&key);
+    let started = std::time::Instant::now();
+    loop {
+        match config.open().map_err(|e| map_open_error(e, path)) {
+            Err(StoreError::Locked { .. }) if closed_here && started.elapsed() < REOPEN_GRACE => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store in directory `path`.
     ///
@@ -127,15 +151,14 @@ impl Store {
                 path: path.to_path_buf(),
             });
         }
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .cache_capacity(opts.cache_capacity)
             // sled writes any log item above segment_size / 4 (a value, or a whole leaf node when
             // it is consolidated) to a blob file that it never fsyncs. Leaves hold up to 17
             // entries of ≤ 60 KiB each, so 8 MiB segments keep every item inline (≤ 2 MiB).
-            .segment_size(SEGMENT_SIZE)
-            .open()
-            .map_err(|e| map_open_error(e, path))?;
+            .segment_size(SEGMENT_SIZE);
+        let db = open_sled(&config, path)?;
         let log = db.open_tree("log")?;
         let views = db.open_tree("views")?;
         let db_file = File::open(path.join("db"))?;
@@ -865,6 +888,11 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.flush_and_fsync();
+        let key = self.path.canonicalize().unwrap_or_else(|_| self.path.clone());
+        let mut closed = lock(&CLOSED_HERE);
+        if !closed.contains(&key) {
+            closed.push(key);
+        }
     }
 }
 
