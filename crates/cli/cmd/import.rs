@@ -10,7 +10,7 @@ use crate::args::ImportArgs;
 use crate::cmd::board_table;
 use crate::ctx::Ctx;
 use crate::error::{CliError, CliResult};
-use crate::input::Events;
+use crate::input::ParallelEvents;
 
 #[derive(Serialize)]
 struct ImportJson<'a> {
@@ -22,8 +22,8 @@ struct ImportJson<'a> {
 /// Runs `import`.
 pub fn run(ctx: &mut Ctx, a: ImportArgs) -> CliResult {
     let stdin = a.file.as_os_str() == "-";
-    let (reader, size): (Box<dyn BufRead>, Option<u64>) = if stdin {
-        (Box::new(io::stdin().lock()), None)
+    let (reader, size): (Box<dyn BufRead + Send>, Option<u64>) = if stdin {
+        (Box::new(BufReader::with_capacity(256 * 1024, io::stdin())), None)
     } else {
         let f = File::open(&a.file)
             .map_err(|e| CliError::Input(format!("cannot open {}: {e}", a.file.display())))?;
@@ -44,7 +44,7 @@ pub fn run(ctx: &mut Ctx, a: ImportArgs) -> CliResult {
             progress.set(n);
         }
     };
-    let events = Events::new(reader, &on_bytes);
+    let events = ParallelEvents::spawn(reader, &on_bytes);
     let views_progress = |n: u64| {
         if size.is_none() {
             progress.set(n);
