@@ -2,7 +2,6 @@
 //! [`Context`]) plus the earlier events of the same batch.
 
 use std::collections::{HashMap, HashSet};
-use std::ops::Range;
 
 use crate::error::DomainError;
 use crate::event::{apply_changes, Event};
@@ -73,7 +72,7 @@ pub enum Verdict {
     Duplicate,
 }
 
-/// One accepted event of the batch: its stream and where its canonical body is in the arena.
+/// One accepted event of the batch: its id, stream, type and canonical body.
 #[derive(Debug, Clone)]
 pub struct Accepted {
     /// The event id.
@@ -82,18 +81,18 @@ pub struct Accepted {
     pub stream: String,
     /// Its type.
     pub type_name: &'static str,
-    body: Range<usize>,
+    /// Its canonical JSON (what the store keeps).
+    pub body: Vec<u8>,
 }
 
 /// Validates events in order. Keeps compact state (subject kinds, commitment states) and the
-/// canonical JSON body of each accepted event in one arena, which is also what gets appended:
-/// the batch is held once, as bytes, never as typed events.
+/// canonical JSON body of each accepted event, which is also what gets appended (handed over
+/// by [`Validator::into_accepted`]): the batch is held once, as bytes, never as typed events.
 #[derive(Debug)]
 pub struct Validator<'c, C: Context> {
     ctx: &'c C,
     subjects: HashMap<String, SubjectKind>,
     states: HashMap<String, Option<CommitmentState>>,
-    arena: Vec<u8>,
     accepted: Vec<Accepted>,
     by_id: HashMap<EventId, usize>,
     by_stream: HashMap<String, Vec<usize>>,
@@ -107,7 +106,6 @@ impl<'c, C: Context> Validator<'c, C> {
             ctx,
             subjects: HashMap::new(),
             states: HashMap::new(),
-            arena: Vec::new(),
             accepted: Vec::new(),
             by_id: HashMap::new(),
             by_stream: HashMap::new(),
@@ -145,7 +143,7 @@ impl<'c, C: Context> Validator<'c, C> {
 
     fn batch_event(&self, i: usize) -> Option<Event> {
         let a = self.accepted.get(i)?;
-        Event::from_json(&self.arena[a.body.clone()]).ok()
+        Event::from_json(&a.body).ok()
     }
 
     fn stream_events(&self, stream: &str) -> Vec<Event> {
@@ -169,9 +167,9 @@ impl<'c, C: Context> Validator<'c, C> {
         &self.accepted
     }
 
-    /// The canonical JSON body of an accepted event (what the store keeps).
-    pub fn body(&self, a: &Accepted) -> &[u8] {
-        &self.arena[a.body.clone()]
+    /// The accepted events with their bodies, in order.
+    pub fn into_accepted(self) -> Vec<Accepted> {
+        self.accepted
     }
 
     /// Checks one event (which must carry its `event_id` and `recorded_by` already) against
@@ -184,7 +182,7 @@ impl<'c, C: Context> Validator<'c, C> {
             .to_json()
             .map_err(|e| DomainError::Malformed(e.to_string()))?;
         if let Some(&i) = self.by_id.get(&id) {
-            return if self.arena[self.accepted[i].body.clone()] == body[..] {
+            return if self.accepted[i].body == body {
                 Ok(Verdict::Duplicate)
             } else {
                 Err(DomainError::field(
@@ -211,14 +209,12 @@ impl<'c, C: Context> Validator<'c, C> {
             Event::EventCorrected(_) | Event::EventRetracted(_) => self.check_meta(event)?,
             _ => self.check_world(event)?,
         };
-        let start = self.arena.len();
-        self.arena.extend_from_slice(&body);
         let i = self.accepted.len();
         self.accepted.push(Accepted {
             event_id: id,
             stream: stream.clone(),
             type_name: event.type_name(),
-            body: start..self.arena.len(),
+            body,
         });
         self.by_id.insert(id, i);
         self.by_stream.entry(stream.clone()).or_default().push(i);

@@ -570,17 +570,16 @@ impl Tracker {
             return Ok(report);
         }
         let batch: Vec<NewEvent> = validator
-            .accepted()
-            .iter()
+            .into_accepted()
+            .into_iter()
             .map(|a| NewEvent {
                 event_id: a.event_id.0,
-                stream: a.stream.clone(),
+                stream: a.stream,
                 event_type: a.type_name.to_owned(),
                 schema_version: commitments_domain::current_schema_version(a.type_name),
-                body: validator.body(a).to_vec(),
+                body: a.body,
             })
             .collect();
-        drop(validator);
         let outcome = self.store.append(&batch, &[])?;
         drop(batch);
         report.appended = outcome.appended;
