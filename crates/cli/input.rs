@@ -324,10 +324,12 @@ mod tests {
         let seq: Vec<(u64, String)> = Events::new(io::BufReader::new(&input[..]), &|_| {})
             .map(|(n, r)| (n, format!("{r:?}")))
             .collect();
-        let par: Vec<(u64, String)> =
-            ParallelEvents::spawn(Box::new(io::BufReader::new(io::Cursor::new(input))), &|_| {})
-                .map(|(n, r)| (n, format!("{r:?}")))
-                .collect();
+        let par: Vec<(u64, String)> = ParallelEvents::spawn(
+            Box::new(io::BufReader::new(io::Cursor::new(input))),
+            &|_| {},
+        )
+        .map(|(n, r)| (n, format!("{r:?}")))
+        .collect();
         assert_eq!(seq.len(), 2000);
         assert_eq!(par, seq);
     }

@@ -23,7 +23,10 @@ struct ImportJson<'a> {
 pub fn run(ctx: &mut Ctx, a: ImportArgs) -> CliResult {
     let stdin = a.file.as_os_str() == "-";
     let (reader, size): (Box<dyn BufRead + Send>, Option<u64>) = if stdin {
-        (Box::new(BufReader::with_capacity(256 * 1024, io::stdin())), None)
+        (
+            Box::new(BufReader::with_capacity(256 * 1024, io::stdin())),
+            None,
+        )
     } else {
         let f = File::open(&a.file)
             .map_err(|e| CliError::Input(format!("cannot open {}: {e}", a.file.display())))?;

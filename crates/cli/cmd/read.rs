@@ -103,7 +103,7 @@ pub fn show(ctx: &mut Ctx, id: &str) -> CliResult {
             history
         }
         Shown::Call { row, history } => {
-            show_call(ctx, row)?;
+            show_call(ctx, row, history)?;
             history
         }
         Shown::Document { row, history } => {
@@ -222,7 +222,12 @@ fn participants_text(p: &[commitments_domain::values::Participant]) -> String {
         .join(", ")
 }
 
-fn show_call(ctx: &mut Ctx, r: &CallRow) -> CliResult {
+fn show_call(ctx: &mut Ctx, r: &CallRow, history: &[HistoryRow]) -> CliResult {
+    let evidence: Vec<commitments_domain::values::Evidence> = history
+        .iter()
+        .filter(|h| h.effect == "applied")
+        .flat_map(|h| h.evidence.iter().cloned())
+        .collect();
     let pairs = vec![
         ("call", r.call_id.clone()),
         (
@@ -255,7 +260,7 @@ fn show_call(ctx: &mut Ctx, r: &CallRow) -> CliResult {
                 "no".into()
             },
         ),
-        ("sources", evidence_lines(&r.evidence).join("; ")),
+        ("sources", evidence_lines(&evidence).join("; ")),
     ];
     let w = ctx.width;
     write_pairs(ctx.out(), &pairs, w)?;

@@ -50,7 +50,9 @@ pub struct CommitmentView {
     pub known_at: String,
     /// How firmly it was stated.
     pub strength: Option<String>,
-    /// Evidence of the events that count.
+    /// Evidence of the events that count (filled by `show`, which reads the stream; omitted
+    /// from `list`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<Evidence>,
     /// Sources cited.
     pub sources: Vec<String>,
@@ -87,7 +89,7 @@ impl CommitmentView {
             as_of,
             known_at: known_at.to_owned(),
             strength: s.strength.map(|x| x.to_string()),
-            evidence: row.evidence.clone(),
+            evidence: Vec::new(),
             sources: row.sources.clone(),
         }
     }

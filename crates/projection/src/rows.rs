@@ -40,9 +40,8 @@ pub struct CommitmentRow {
     pub last_seq: u64,
     /// Events in the stream, corrections, retractions and invalidated ones included.
     pub event_count: u64,
-    /// Evidence of the events that count, without repeats.
-    pub evidence: Vec<Evidence>,
-    /// Sources cited, sorted.
+    /// Sources cited by the events that count, sorted. (Their evidence entries are read from
+    /// the stream by `show`, which reads the stream for the history anyway: rows stay small.)
     pub sources: Vec<String>,
     /// True once the stream holds a correction or retraction (later events refold it).
     pub refolded: bool,
@@ -71,8 +70,6 @@ pub struct CallRow {
     pub last_seq: u64,
     /// Events in the stream.
     pub event_count: u64,
-    /// Evidence.
-    pub evidence: Vec<Evidence>,
     /// True when its `CallHeld` was retracted.
     pub retracted: bool,
 }
@@ -115,8 +112,6 @@ pub struct DocumentRow {
     pub last_seq: u64,
     /// Events in the stream.
     pub event_count: u64,
-    /// Evidence.
-    pub evidence: Vec<Evidence>,
     /// True when its `AgreementSigned` was retracted.
     pub retracted: bool,
 }
@@ -148,12 +143,9 @@ pub struct SourceRow {
     pub retracted: bool,
 }
 
-/// Adds evidence entries not already present.
-pub fn merge_evidence(into: &mut Vec<Evidence>, sources: &mut Vec<String>, add: &[Evidence]) {
+/// Adds the sources of evidence entries not already listed.
+pub fn merge_sources(sources: &mut Vec<String>, add: &[Evidence]) {
     for e in add {
-        if !into.contains(e) {
-            into.push(e.clone());
-        }
         let s = e.source_id.to_string();
         if let Err(i) = sources.binary_search(&s) {
             sources.insert(i, s);
@@ -215,9 +207,16 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
             },
             None => None,
         };
-        self.original.insert(id.to_owned(), row.clone());
         self.cache.insert(id.to_owned(), row);
         Ok(())
+    }
+
+    /// Remembers the committed value of `id` the first time it changes in a batch.
+    fn dirty(&mut self, id: &str) {
+        if !self.original.contains_key(id) {
+            let committed = self.cache.get(id).cloned().flatten();
+            self.original.insert(id.to_owned(), committed);
+        }
     }
 
     /// The row for `id`.
@@ -226,15 +225,19 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
         Ok(self.cache.get(id).and_then(|r| r.as_ref()))
     }
 
-    /// The row for `id`, mutable.
+    /// The row for `id`, mutable (marks it changed).
     pub fn get_mut(&mut self, store: Option<&Store>, id: &str) -> Result<Option<&mut T>> {
         self.load(store, id)?;
+        if self.cache.get(id).is_some_and(|r| r.is_some()) {
+            self.dirty(id);
+        }
         Ok(self.cache.get_mut(id).and_then(|r| r.as_mut()))
     }
 
     /// Sets (or with `None` deletes) the row for `id`.
     pub fn put(&mut self, store: Option<&Store>, id: &str, row: Option<T>) -> Result<()> {
         self.load(store, id)?;
+        self.dirty(id);
         self.cache.insert(id.to_owned(), row);
         Ok(())
     }
@@ -266,8 +269,9 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
         let mut out = Vec::new();
         // bucket row key -> (ids to remove, ids to add)
         let mut buckets: BTreeMap<Vec<u8>, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
-        for (id, row) in self.cache.drain() {
-            let orig = self.original.remove(&id).flatten();
+        let dirty: Vec<(String, Option<T>)> = self.original.drain().collect();
+        for (id, orig) in dirty {
+            let row = self.cache.get(&id).cloned().flatten();
             if orig.as_ref() == row.as_ref() {
                 continue;
             }
@@ -304,7 +308,11 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
                 None => out.push((row_key(&id), None)),
             }
         }
-        self.original.clear();
+        // Clean rows stay cached for the next batch (a commitment's events are spread over the
+        // log), up to a bound that keeps memory flat on large logs.
+        if self.cache.len() > ROW_CACHE_LIMIT {
+            self.cache.clear();
+        }
         if let Some(store) = store {
             for (key, (del, add)) in buckets {
                 let mut ids: BTreeSet<String> = match store.view_get(&self.ns, &key)? {
@@ -330,6 +338,9 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
         Ok(out)
     }
 }
+
+/// Rows a backed view keeps cached between batches.
+pub const ROW_CACHE_LIMIT: usize = 100_000;
 
 /// Index entries of one index value are spread over this many bucket rows (by a hash of the
 /// id), which keeps each row small (well under sled's blob threshold) as the store grows.

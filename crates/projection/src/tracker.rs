@@ -358,11 +358,14 @@ impl Tracker {
                 self.store.view_drop(set.ns(i))?;
             }
         }
+        // A rebuild writes into a shadow namespace that a crash simply discards (the next rebuild
+        // drops it first), so it can commit in larger batches than a catch-up.
+        let batch = self.view_batch.saturating_mul(5);
         let events = run(
             &self.store,
             &mut set,
             head,
-            self.view_batch,
+            batch,
             &self.upcasters,
             progress,
         )?;
@@ -826,11 +829,9 @@ impl Tracker {
             if let Some(b) = row_bytes(CommitmentsView::NAME)? {
                 let row = decode_row::<CommitmentRow>(&b)?;
                 return Ok(Shown::Commitment {
-                    view: Box::new(CommitmentView::from_row(
-                        &row,
-                        at.as_of,
-                        &label,
-                        at.horizon_days,
+                    view: Box::new(with_evidence(
+                        CommitmentView::from_row(&row, at.as_of, &label, at.horizon_days),
+                        &history,
                     )),
                     history,
                 });
@@ -861,11 +862,9 @@ impl Tracker {
         let mut set = set;
         if let Some(row) = set.commitments.get(None, &id)?.cloned() {
             return Ok(Shown::Commitment {
-                view: Box::new(CommitmentView::from_row(
-                    &row,
-                    at.as_of,
-                    &label,
-                    at.horizon_days,
+                view: Box::new(with_evidence(
+                    CommitmentView::from_row(&row, at.as_of, &label, at.horizon_days),
+                    &history,
                 )),
                 history,
             });
@@ -1215,6 +1214,21 @@ impl Tracker {
         self.catch_up(&|_| {})?;
         Ok(n)
     }
+}
+
+/// The evidence of the events that count (applied ones, and corrections and retractions), in
+/// stream order, without repeats.
+fn with_evidence(mut v: CommitmentView, history: &[HistoryRow]) -> CommitmentView {
+    for h in history {
+        if matches!(h.effect.as_str(), "applied" | "correction" | "retraction") {
+            for e in &h.evidence {
+                if !v.evidence.contains(e) {
+                    v.evidence.push(e.clone());
+                }
+            }
+        }
+    }
+    v
 }
 
 fn decode_row<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {

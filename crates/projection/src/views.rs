@@ -111,16 +111,13 @@ impl CommitmentsView {
         let Some(state) = fold.state else {
             return Ok(None);
         };
-        let mut evidence = Vec::new();
         let mut sources = Vec::new();
         for (i, ev) in fold.effective.iter().enumerate() {
             match ev {
-                Some(e) => merge_evidence(&mut evidence, &mut sources, e.common().evidence),
-                None if is_meta(&events[i].event) => merge_evidence(
-                    &mut evidence,
-                    &mut sources,
-                    events[i].event.common().evidence,
-                ),
+                Some(e) => merge_sources(&mut sources, e.common().evidence),
+                None if is_meta(&events[i].event) => {
+                    merge_sources(&mut sources, events[i].event.common().evidence)
+                }
                 None => {}
             }
         }
@@ -129,7 +126,6 @@ impl CommitmentsView {
             opened_seq: events.first().map(|r| r.seq).unwrap_or(upto.seq),
             last_seq: upto.seq,
             event_count: events.len() as u64,
-            evidence,
             sources,
             refolded: true,
         }))
@@ -139,7 +135,8 @@ impl CommitmentsView {
 impl Projection for CommitmentsView {
     type Row = CommitmentRow;
     const NAME: &'static str = "commitments";
-    const VERSION: u32 = 1;
+    /// 2: rows no longer copy evidence (show reads it from the stream).
+    const VERSION: u32 = 2;
 
     fn index(_id: &str, row: &CommitmentRow) -> Vec<Vec<u8>> {
         let mut keys = vec![
@@ -175,11 +172,10 @@ impl Projection for CommitmentsView {
                         opened_seq: rec.seq,
                         last_seq: rec.seq,
                         event_count: 1,
-                        evidence: Vec::new(),
                         sources: Vec::new(),
                         refolded: false,
                     };
-                    merge_evidence(&mut row.evidence, &mut row.sources, e.common().evidence);
+                    merge_sources(&mut row.sources, e.common().evidence);
                     rows.put(backing, id, Some(row))?;
                 }
             }
@@ -190,7 +186,7 @@ impl Projection for CommitmentsView {
                 }
                 row.last_seq = rec.seq;
                 row.event_count += 1;
-                merge_evidence(&mut row.evidence, &mut row.sources, e.common().evidence);
+                merge_sources(&mut row.sources, e.common().evidence);
             }
             Some(_) => {
                 let row = Self::refold(id, rec, env)?;
@@ -239,7 +235,6 @@ impl CallsView {
             seq: events.first().map(|r| r.seq).unwrap_or(rec.seq),
             last_seq: rec.seq,
             event_count: events.len() as u64,
-            evidence: c.evidence.clone().unwrap_or_default(),
             retracted,
         }))
     }
@@ -248,7 +243,8 @@ impl CallsView {
 impl Projection for CallsView {
     type Row = CallRow;
     const NAME: &'static str = "calls";
-    const VERSION: u32 = 1;
+    /// 2: rows no longer copy evidence.
+    const VERSION: u32 = 2;
 
     fn apply(rec: &Recorded, rows: &mut Rows<CallRow>, env: &Env<'_>) -> Result<()> {
         let backing = env.backing();
@@ -265,7 +261,6 @@ impl Projection for CallsView {
                     seq: rec.seq,
                     last_seq: rec.seq,
                     event_count: 1,
-                    evidence: c.evidence.clone().unwrap_or_default(),
                     retracted: false,
                 };
                 rows.put(backing, &rec.stream, Some(row))?;
@@ -342,7 +337,6 @@ fn signed_row(a: &commitments_domain::event::AgreementSigned, seq: u64) -> Docum
         seq,
         last_seq: seq,
         event_count: 1,
-        evidence: a.evidence.clone().unwrap_or_default(),
         retracted: false,
     }
 }
@@ -361,7 +355,8 @@ fn review_row(r: &commitments_domain::event::RoadmapReviewed, seq: u64) -> Revie
 impl Projection for DocumentsView {
     type Row = DocumentRow;
     const NAME: &'static str = "documents";
-    const VERSION: u32 = 1;
+    /// 2: rows no longer copy evidence.
+    const VERSION: u32 = 2;
 
     fn apply(rec: &Recorded, rows: &mut Rows<DocumentRow>, env: &Env<'_>) -> Result<()> {
         let backing = env.backing();

@@ -888,7 +888,10 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.flush_and_fsync();
-        let key = self.path.canonicalize().unwrap_or_else(|_| self.path.clone());
+        let key = self
+            .path
+            .canonicalize()
+            .unwrap_or_else(|_| self.path.clone());
         let mut closed = lock(&CLOSED_HERE);
         if !closed.contains(&key) {
             closed.push(key);
