@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use commitments_domain::event::Event;
-use commitments_store::NewEvent;
 use common::*;
 
 const CHILD_ENV: &str = "PROJECTION_CRASH_CHILD";
@@ -52,20 +50,7 @@ fn prepare(dir: &Path, n: usize) -> (PathBuf, Vec<(String, [u8; 32], u64)>) {
     let lines = commitments_workload::generate(n, 11, 0, true);
     let t = open(&base, &clock);
     import_lines(&t, &lines[..1_000]);
-    let events: Vec<NewEvent> = lines[1_000..]
-        .iter()
-        .map(|l| {
-            let e = Event::from_json(l.as_bytes()).unwrap();
-            NewEvent {
-                event_id: e.event_id().unwrap().0,
-                stream: e.subject().unwrap().to_string(),
-                event_type: e.type_name().into(),
-                schema_version: 1,
-                body: e.to_json().unwrap(),
-            }
-        })
-        .collect();
-    t.store().append(&events, &[]).unwrap();
+    append_behind_views(&t, &lines[1_000..]);
     // The reference: a clean rebuild of a copy.
     let reference_dir = dir.join("reference");
     drop(t);

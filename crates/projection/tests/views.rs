@@ -108,20 +108,7 @@ fn catch_up_on_open_heals_views_left_behind() {
     let more = commitments_workload::generate(500, 8, 10_000, false);
     {
         let t = open(&path, &clock);
-        let events: Vec<commitments_store::NewEvent> = more
-            .iter()
-            .map(|l| {
-                let e = Event::from_json(l.as_bytes()).unwrap();
-                commitments_store::NewEvent {
-                    event_id: e.event_id().unwrap().0,
-                    stream: e.subject().unwrap().to_string(),
-                    event_type: e.type_name().into(),
-                    schema_version: 1,
-                    body: e.to_json().unwrap(),
-                }
-            })
-            .collect();
-        t.store().append(&events, &[]).unwrap();
+        append_behind_views(&t, &more);
         assert_ne!(
             digests(&t)[0].2,
             t.store().head().unwrap().seq,

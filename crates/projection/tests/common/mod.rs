@@ -94,3 +94,22 @@ pub fn digests(t: &Tracker) -> Vec<(String, [u8; 32], u64)> {
         })
         .collect()
 }
+
+/// Appends workload lines straight to the store, bypassing the views (as if the process had
+/// died between an append and its view update).
+pub fn append_behind_views(t: &Tracker, lines: &[String]) {
+    let events: Vec<commitments_store::NewEvent> = lines
+        .iter()
+        .map(|l| {
+            let e = Event::from_json(l.as_bytes()).unwrap();
+            commitments_store::NewEvent {
+                event_id: e.event_id().unwrap().0,
+                stream: e.subject().unwrap().to_string(),
+                event_type: e.type_name().into(),
+                schema_version: 1,
+                body: e.to_json().unwrap(),
+            }
+        })
+        .collect();
+    t.store().append(&events, &[]).unwrap();
+}
