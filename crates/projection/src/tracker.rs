@@ -2,7 +2,7 @@
 //! through the domain's validator, and answer every read from the views (or, for a past
 //! `known_at`, from a fold of the log prefix).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -692,27 +692,43 @@ impl Tracker {
         }
     }
 
-    /// The views as they stood at `limit` (a fold of the log prefix, rows in memory).
-    fn fold_prefix(&self, limit: u64) -> Result<ViewSet> {
-        let mut set = ViewSet::new("");
-        let env = Env {
+    /// An environment for folds that read rows from the live views (`backed`) or keep
+    /// them in memory only.
+    fn env(&self, backed: bool) -> Env<'_> {
+        Env {
             store: &self.store,
-            backed: false,
+            backed,
             upcasters: &self.upcasters,
             log_complete: true,
-        };
-        for se in self.store.read_log(1, Some(limit)) {
-            let rec = decode(&se?, &self.upcasters)?;
-            set.apply(&rec, &env)?;
+        }
+    }
+
+    /// Folds stored events into views held in memory (for a past `known_at`).
+    fn fold_in_memory(
+        &self,
+        events: impl IntoIterator<Item = Result<Recorded>>,
+    ) -> Result<ViewSet> {
+        let mut set = ViewSet::new("");
+        let env = self.env(false);
+        for rec in events {
+            set.apply(&rec?, &env)?;
         }
         Ok(set)
     }
 
-    fn known_at_label(&self, at: &ReadAt, limit: u64) -> Result<String> {
+    /// The views as they stood at `limit`: a fold of the log prefix, rows in memory.
+    fn fold_prefix(&self, limit: u64) -> Result<ViewSet> {
+        self.fold_in_memory(
+            self.store
+                .read_log(1, Some(limit))
+                .map(|se| decode(&se?, &self.upcasters)),
+        )
+    }
+
+    fn known_at_label(&self, at: &ReadAt) -> Result<String> {
         if let Some(t) = at.known_at {
             return Ok(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
         }
-        let _ = limit;
         Ok(self.store.head()?.recorded_at.unwrap_or_default())
     }
 
@@ -780,8 +796,7 @@ impl Tracker {
 
     /// The commitment board, filtered.
     pub fn list(&self, at: &ReadAt, filter: &ListFilter) -> Result<Vec<CommitmentView>> {
-        let (limit, _) = self.seq_limit(at.known_at)?;
-        let label = self.known_at_label(at, limit)?;
+        let label = self.known_at_label(at)?;
         let rows = self.commitment_rows(at, filter)?;
         let mut out = Vec::new();
         for row in &rows {
@@ -817,71 +832,39 @@ impl Tracker {
     pub fn show(&self, id: &str, at: &ReadAt) -> Result<Shown> {
         let id = self.resolve(id)?;
         let (limit, live) = self.seq_limit(at.known_at)?;
-        let label = self.known_at_label(at, limit)?;
-        let history = self.history(&id, at)?;
-        if history.is_empty() {
+        let label = self.known_at_label(at)?;
+        let events = self.env(false).stream_upto(&id, limit)?;
+        if events.is_empty() {
             return Err(ProjectionError::UnknownId(id));
         }
-
-        let row_bytes =
-            |ns: &str| -> Result<Option<Vec<u8>>> { Ok(self.store.view_get(ns, &row_key(&id))?) };
-        if live {
-            if let Some(b) = row_bytes(CommitmentsView::NAME)? {
-                let row = decode_row::<CommitmentRow>(&b)?;
-                return Ok(Shown::Commitment {
-                    view: Box::new(with_evidence(
-                        CommitmentView::from_row(&row, at.as_of, &label, at.horizon_days),
-                        &history,
-                    )),
-                    history,
-                });
-            }
-            if let Some(b) = row_bytes(CallsView::NAME)? {
-                return Ok(Shown::Call {
-                    row: Box::new(decode_row(&b)?),
-                    history,
-                });
-            }
-            if let Some(b) = row_bytes(DocumentsView::NAME)? {
-                return Ok(Shown::Document {
-                    row: Box::new(decode_row(&b)?),
-                    history,
-                });
-            }
-            if let Some(b) = row_bytes(SourcesView::NAME)? {
-                return Ok(Shown::Source {
-                    row: Box::new(decode_row(&b)?),
-                    history,
-                });
-            }
-            return Err(ProjectionError::UnknownId(id));
-        }
-        // Past known_at: fold just this stream (and, for calls, the log prefix is not needed
-        // beyond the stream itself except for `commitments` opened in it).
-        let set = self.fold_stream_rows(&id, limit)?;
-        let mut set = set;
-        if let Some(row) = set.commitments.get(None, &id)?.cloned() {
+        let history = history_rows(&events);
+        // The live views answer for now; for a past known_at, a fold of this stream alone
+        // (a call's `commitments` then lists none: they are other streams).
+        let (mut set, backing) = if live {
+            (ViewSet::new(""), Some(&self.store))
+        } else {
+            (self.fold_in_memory(events.into_iter().map(Ok))?, None)
+        };
+        if let Some(row) = set.commitments.get(backing, &id)?.cloned() {
+            let view = CommitmentView::from_row(&row, at.as_of, &label, at.horizon_days);
             return Ok(Shown::Commitment {
-                view: Box::new(with_evidence(
-                    CommitmentView::from_row(&row, at.as_of, &label, at.horizon_days),
-                    &history,
-                )),
+                view: Box::new(with_evidence(view, &history)),
                 history,
             });
         }
-        if let Some(row) = set.calls.get(None, &id)?.cloned() {
+        if let Some(row) = set.calls.get(backing, &id)?.cloned() {
             return Ok(Shown::Call {
                 row: Box::new(row),
                 history,
             });
         }
-        if let Some(row) = set.documents.get(None, &id)?.cloned() {
+        if let Some(row) = set.documents.get(backing, &id)?.cloned() {
             return Ok(Shown::Document {
                 row: Box::new(row),
                 history,
             });
         }
-        if let Some(row) = set.sources.get(None, &id)?.cloned() {
+        if let Some(row) = set.sources.get(backing, &id)?.cloned() {
             return Ok(Shown::Source {
                 row: Box::new(row),
                 history,
@@ -890,87 +873,11 @@ impl Tracker {
         Err(ProjectionError::UnknownId(id))
     }
 
-    /// One stream's rows as of `limit`: a fold of its own events only.
-    fn fold_stream_rows(&self, id: &str, limit: u64) -> Result<ViewSet> {
-        let mut set = ViewSet::new("");
-        let env = Env {
-            store: &self.store,
-            backed: false,
-            upcasters: &self.upcasters,
-            log_complete: true,
-        };
-        for se in self.store.read_stream(id, 1)? {
-            if se.seq > limit {
-                break;
-            }
-            let rec = decode(&se, &self.upcasters)?;
-            set.apply(&rec, &env)?;
-        }
-        Ok(set)
-    }
-
     /// The audit trail of a subject, in stream order, up to `at.known_at`.
     pub fn history(&self, id: &str, at: &ReadAt) -> Result<Vec<HistoryRow>> {
         let id = self.resolve(id)?;
         let (limit, _) = self.seq_limit(at.known_at)?;
-        let mut recs = Vec::new();
-        for se in self.store.read_stream(&id, 1)? {
-            if se.seq > limit {
-                break;
-            }
-            recs.push(decode(&se, &self.upcasters)?);
-        }
-        let refs: Vec<&Event> = recs.iter().map(|r| &r.event).collect();
-        let fold = fold_stream(&refs);
-        let is_commitment = recs
-            .first()
-            .is_some_and(|r| r.event.commitment_id().is_some());
-        let mut out = Vec::with_capacity(recs.len());
-        for (r, step) in recs.iter().zip(fold.steps) {
-            let c = r.event.common();
-            let target = match &r.event {
-                Event::EventCorrected(e) => Some(e.target_event_id.to_string()),
-                Event::EventRetracted(e) => Some(e.target_event_id.to_string()),
-                _ => None,
-            };
-            let (effect, reason) = match &step.effect {
-                Effect::Applied => ("applied".to_owned(), None),
-                Effect::Invalidated(why) => ("invalidated".to_owned(), Some(why.clone())),
-                Effect::Retracted(by) => {
-                    ("retracted".to_owned(), Some(format!("retracted by {by}")))
-                }
-                Effect::Meta if matches!(r.event, Event::EventCorrected(_)) => {
-                    ("correction".to_owned(), None)
-                }
-                Effect::Meta => ("retraction".to_owned(), None),
-            };
-            let st = |s: Option<commitments_domain::Status>| {
-                if is_commitment {
-                    s.map(|s| s.to_string())
-                } else {
-                    None
-                }
-            };
-            out.push(HistoryRow {
-                seq: r.seq,
-                event_id: c.event_id.map(|i| i.to_string()),
-                event_type: r.event.type_name().to_owned(),
-                occurred: c.occurred.map(|o| o.to_string()),
-                recorded_at: r.recorded_at.clone(),
-                recorded_by: c.recorded_by.map(str::to_owned),
-                status_before: st(step.status_before),
-                status_after: st(step.status_after),
-                due_before: if is_commitment { step.due_before } else { None },
-                due_after: if is_commitment { step.due_after } else { None },
-                evidence: c.evidence.to_vec(),
-                hash: r.hash.clone(),
-                target_event_id: target,
-                effect,
-                effect_reason: reason,
-                corrected_by: step.corrected_by.iter().map(|i| i.to_string()).collect(),
-            });
-        }
-        Ok(out)
+        Ok(history_rows(&self.env(false).stream_upto(&id, limit)?))
     }
 
     /// The contact log, by date then id.
@@ -1058,44 +965,40 @@ impl Tracker {
     ) -> Result<u64> {
         let (limit, _) = self.seq_limit(known_at)?;
         let to = Some(to.map_or(limit, |t| t.min(limit)));
-        let mut states: HashMap<String, Vec<Event>> = HashMap::new();
-        let mut n = 0;
         let from = from.max(1);
+        // The status change of each event comes from the `commitments` projection itself,
+        // folded in memory alongside the replay: one row per commitment (not its events), and
+        // a stream is refolded only when it holds a correction or retraction, exactly as the
+        // view does it. A stream first met after `from` is seeded with its earlier events.
+        let env = self.env(false);
+        let mut rows: Rows<CommitmentRow> =
+            Rows::new(CommitmentsView::NAME, CommitmentsView::index);
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut n = 0;
         for se in self.store.read_log(from, to) {
             let rec = decode(&se?, &self.upcasters)?;
             if stream.is_some_and(|s| s != rec.stream) {
                 continue;
             }
-            let about_commitment = rec.event.commitment_id().is_some()
-                || (matches!(
+            let maybe_commitment = rec.event.commitment_id().is_some()
+                || matches!(
                     rec.event,
                     Event::EventCorrected(_) | Event::EventRetracted(_)
-                ) && self
-                    .store
-                    .view_get(CommitmentsView::NAME, &row_key(&rec.stream))?
-                    .is_some());
-            let (before, after) = if about_commitment {
-                let evs = match states.get_mut(&rec.stream) {
-                    Some(v) => v,
-                    None => {
-                        let mut v = Vec::new();
-                        for s in self.store.read_stream(&rec.stream, 1)? {
-                            if s.seq >= rec.seq {
-                                break;
-                            }
-                            v.push(decode(&s, &self.upcasters)?.event);
-                        }
-                        states.entry(rec.stream.clone()).or_insert(v)
-                    }
-                };
-                let before = {
-                    let refs: Vec<&Event> = evs.iter().collect();
-                    fold_stream(&refs).state.map(|s| s.status.to_string())
-                };
-                evs.push(rec.event.clone());
-                let refs: Vec<&Event> = evs.iter().collect();
-                let after = fold_stream(&refs).state.map(|s| s.status.to_string());
-                (before, after)
+                );
+            if maybe_commitment && from > 1 && seen.insert(rec.stream.clone()) {
+                for earlier in env.stream_upto(&rec.stream, rec.seq - 1)? {
+                    CommitmentsView::apply(&earlier, &mut rows, &env)?;
+                }
+            }
+            let status = |rows: &mut Rows<CommitmentRow>| -> Result<Option<String>> {
+                Ok(rows
+                    .get(None, &rec.stream)?
+                    .map(|r| r.state.status.to_string()))
+            };
+            let (before, after) = if maybe_commitment {
+                let before = status(&mut rows)?;
+                CommitmentsView::apply(&rec, &mut rows, &env)?;
+                (before, status(&mut rows)?)
             } else {
                 (None, None)
             };
@@ -1214,6 +1117,60 @@ impl Tracker {
         self.catch_up(&|_| {})?;
         Ok(n)
     }
+}
+
+/// The audit trail of one stream's events: status and due before and after each, what
+/// became of it (applied, invalidated, retracted), and the corrections against it.
+fn history_rows(recs: &[Recorded]) -> Vec<HistoryRow> {
+    let refs: Vec<&Event> = recs.iter().map(|r| &r.event).collect();
+    let fold = fold_stream(&refs);
+    let is_commitment = recs
+        .first()
+        .is_some_and(|r| r.event.commitment_id().is_some());
+    let mut out = Vec::with_capacity(recs.len());
+    for (r, step) in recs.iter().zip(fold.steps) {
+        let c = r.event.common();
+        let target = match &r.event {
+            Event::EventCorrected(e) => Some(e.target_event_id.to_string()),
+            Event::EventRetracted(e) => Some(e.target_event_id.to_string()),
+            _ => None,
+        };
+        let (effect, reason) = match &step.effect {
+            Effect::Applied => ("applied".to_owned(), None),
+            Effect::Invalidated(why) => ("invalidated".to_owned(), Some(why.clone())),
+            Effect::Retracted(by) => ("retracted".to_owned(), Some(format!("retracted by {by}"))),
+            Effect::Meta if matches!(r.event, Event::EventCorrected(_)) => {
+                ("correction".to_owned(), None)
+            }
+            Effect::Meta => ("retraction".to_owned(), None),
+        };
+        let st = |s: Option<commitments_domain::Status>| {
+            if is_commitment {
+                s.map(|s| s.to_string())
+            } else {
+                None
+            }
+        };
+        out.push(HistoryRow {
+            seq: r.seq,
+            event_id: c.event_id.map(|i| i.to_string()),
+            event_type: r.event.type_name().to_owned(),
+            occurred: c.occurred.map(|o| o.to_string()),
+            recorded_at: r.recorded_at.clone(),
+            recorded_by: c.recorded_by.map(str::to_owned),
+            status_before: st(step.status_before),
+            status_after: st(step.status_after),
+            due_before: if is_commitment { step.due_before } else { None },
+            due_after: if is_commitment { step.due_after } else { None },
+            evidence: c.evidence.to_vec(),
+            hash: r.hash.clone(),
+            target_event_id: target,
+            effect,
+            effect_reason: reason,
+            corrected_by: step.corrected_by.iter().map(|i| i.to_string()).collect(),
+        });
+    }
+    out
 }
 
 /// The evidence of the events that count (applied ones, and corrections and retractions), in

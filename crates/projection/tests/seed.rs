@@ -189,3 +189,41 @@ fn correction_and_retraction_change_the_board_and_show_in_history() {
     assert!(zwe_then.overdue);
     assert_eq!(find(&then, "eri-official-visit").status, "pending");
 }
+
+#[test]
+fn replay_from_any_seq_shows_the_same_status_changes_as_a_full_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::at("2024-01-22T09:00:00Z");
+    let t = open(&dir.path().join("db"), &clock);
+    import_lines(&t, &seed_lines());
+    // A retraction of the Harare scheduling: the commitment goes back to open.
+    let sched = t.history("zwe-cooperation-committee", &at("2024-03-15")).unwrap()[1].clone();
+    let retraction = format!(
+        r#"{{"type":"EventRetracted","target_event_id":"{}","reason":"miscoded"}}"#,
+        sched.event_id.unwrap()
+    );
+    t.record(Event::from_json(retraction.as_bytes()).unwrap(), None).unwrap();
+
+    let replay = |from: u64| {
+        let mut rows = Vec::new();
+        t.replay(from, None, None, &[], None, &mut |r| {
+            rows.push((r.seq, r.event_type, r.status_before, r.status_after));
+            Ok(true)
+        })
+        .unwrap();
+        rows
+    };
+    let full = replay(1);
+    assert_eq!(full.len(), 18);
+    let change = |seq: u64| full.iter().find(|r| r.0 == seq).cloned().unwrap();
+    assert_eq!(change(15).2.as_deref(), Some("open"));
+    assert_eq!(change(15).3.as_deref(), Some("scheduled"));
+    assert_eq!(change(18).1, "EventRetracted");
+    assert_eq!(change(18).2.as_deref(), Some("scheduled"));
+    assert_eq!(change(18).3.as_deref(), Some("open"));
+    assert_eq!(change(2).2, None, "a call has no commitment status");
+    for from in [2, 15, 16, 18] {
+        let tail: Vec<_> = full.iter().filter(|r| r.0 >= from).cloned().collect();
+        assert_eq!(replay(from), tail, "replay from seq {from}");
+    }
+}
