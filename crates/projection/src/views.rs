@@ -2,7 +2,7 @@
 //! checkpoints, rebuilds them into shadow namespaces and swaps them in.
 
 use commitments_domain::event::Event;
-use commitments_domain::{decide, evolve, fold_stream, Effect, Upcasters};
+use commitments_domain::{decide, evolve, fold_stream, StreamFold, Upcasters};
 use commitments_store::{Store, StoredEvent};
 
 use crate::error::{ProjectionError, Result};
@@ -41,6 +41,42 @@ impl Env<'_> {
             out.push(decode(&se, self.upcasters)?);
         }
         Ok(out)
+    }
+}
+
+/// A stream read back and refolded (after a correction or retraction).
+#[derive(Debug)]
+pub struct Refolded {
+    /// The stream's events up to the bound, in order.
+    pub events: Vec<Recorded>,
+    /// Their fold: state, per-event effects, patched events.
+    pub fold: StreamFold,
+}
+
+impl Refolded {
+    /// The stream's opening event as it counts now (patched by corrections), or as recorded
+    /// when it was retracted, with `true` for retracted.
+    pub fn opener(&self) -> Option<(Event, bool)> {
+        let first = self.events.first()?;
+        match self.fold.effective.first().cloned().flatten() {
+            Some(patched) => Some((patched, false)),
+            None => Some((first.event.clone(), true)),
+        }
+    }
+
+    /// Seq of the first event.
+    pub fn first_seq(&self) -> Option<u64> {
+        self.events.first().map(|r| r.seq)
+    }
+}
+
+impl Env<'_> {
+    /// Reads `stream` up to `upto` and folds it.
+    pub fn refold(&self, stream: &str, upto: u64) -> Result<Refolded> {
+        let events = self.stream_upto(stream, upto)?;
+        let refs: Vec<&Event> = events.iter().map(|r| &r.event).collect();
+        let fold = fold_stream(&refs);
+        Ok(Refolded { events, fold })
     }
 }
 
@@ -105,9 +141,7 @@ pub mod index_keys {
 
 impl CommitmentsView {
     fn refold(stream: &str, upto: &Recorded, env: &Env<'_>) -> Result<Option<CommitmentRow>> {
-        let events = env.stream_upto(stream, upto.seq)?;
-        let refs: Vec<&Event> = events.iter().map(|r| &r.event).collect();
-        let fold = fold_stream(&refs);
+        let Refolded { events, fold } = env.refold(stream, upto.seq)?;
         let Some(state) = fold.state else {
             return Ok(None);
         };
@@ -208,20 +242,8 @@ impl CallsView {
         env: &Env<'_>,
         old: Option<&CallRow>,
     ) -> Result<Option<CallRow>> {
-        let events = env.stream_upto(id, rec.seq)?;
-        let refs: Vec<&Event> = events.iter().map(|r| &r.event).collect();
-        let fold = fold_stream(&refs);
-        let retracted = fold
-            .steps
-            .first()
-            .is_some_and(|s| matches!(s.effect, Effect::Retracted(_)));
-        let base = fold
-            .effective
-            .first()
-            .cloned()
-            .flatten()
-            .or_else(|| events.first().map(|r| r.event.clone()));
-        let Some(Event::CallHeld(c)) = base else {
+        let stream = env.refold(id, rec.seq)?;
+        let Some((Event::CallHeld(c), retracted)) = stream.opener() else {
             return Ok(old.cloned());
         };
         Ok(Some(CallRow {
@@ -232,9 +254,9 @@ impl CallsView {
             topics: c.topics.clone().unwrap_or_default(),
             location: c.location.clone(),
             commitments: old.map(|o| o.commitments.clone()).unwrap_or_default(),
-            seq: events.first().map(|r| r.seq).unwrap_or(rec.seq),
+            seq: stream.first_seq().unwrap_or(rec.seq),
             last_seq: rec.seq,
-            event_count: events.len() as u64,
+            event_count: stream.events.len() as u64,
             retracted,
         }))
     }
@@ -297,9 +319,7 @@ pub struct DocumentsView;
 
 impl DocumentsView {
     fn fold_rows(id: &str, rec: &Recorded, env: &Env<'_>) -> Result<Option<DocumentRow>> {
-        let events = env.stream_upto(id, rec.seq)?;
-        let refs: Vec<&Event> = events.iter().map(|r| &r.event).collect();
-        let fold = fold_stream(&refs);
+        let Refolded { events, fold } = env.refold(id, rec.seq)?;
         let mut row: Option<DocumentRow> = None;
         for (i, eff) in fold.effective.iter().enumerate() {
             let seq = events[i].seq;
@@ -413,28 +433,17 @@ impl Projection for SourcesView {
                 rows.put(backing, &rec.stream, Some(source_row(s, rec.seq)))?
             }
             e if is_meta(e) && rows.get(backing, &rec.stream)?.is_some() => {
-                let events = env.stream_upto(&rec.stream, rec.seq)?;
-                let refs: Vec<&Event> = events.iter().map(|r| &r.event).collect();
-                let fold = fold_stream(&refs);
-                let row = match (fold.effective.first().cloned().flatten(), events.first()) {
-                    (Some(Event::SourceRegistered(s)), Some(first)) => {
-                        Some(source_row(&s, first.seq))
+                let stream = env.refold(&rec.stream, rec.seq)?;
+                let row = match (stream.opener(), stream.first_seq()) {
+                    (Some((Event::SourceRegistered(s), retracted)), Some(first)) => {
+                        let mut r = source_row(&s, first);
+                        r.retracted = retracted;
+                        r.last_seq = rec.seq;
+                        r.event_count = stream.events.len() as u64;
+                        Some(r)
                     }
-                    (None, Some(first)) => match &first.event {
-                        Event::SourceRegistered(s) => {
-                            let mut r = source_row(s, first.seq);
-                            r.retracted = true;
-                            Some(r)
-                        }
-                        _ => None,
-                    },
                     _ => None,
                 };
-                let row = row.map(|mut r| {
-                    r.last_seq = rec.seq;
-                    r.event_count = events.len() as u64;
-                    r
-                });
                 rows.put(backing, &rec.stream, row)?;
             }
             _ => {}

@@ -197,12 +197,16 @@ fn replay_from_any_seq_shows_the_same_status_changes_as_a_full_replay() {
     let t = open(&dir.path().join("db"), &clock);
     import_lines(&t, &seed_lines());
     // A retraction of the Harare scheduling: the commitment goes back to open.
-    let sched = t.history("zwe-cooperation-committee", &at("2024-03-15")).unwrap()[1].clone();
+    let sched = t
+        .history("zwe-cooperation-committee", &at("2024-03-15"))
+        .unwrap()[1]
+        .clone();
     let retraction = format!(
         r#"{{"type":"EventRetracted","target_event_id":"{}","reason":"miscoded"}}"#,
         sched.event_id.unwrap()
     );
-    t.record(Event::from_json(retraction.as_bytes()).unwrap(), None).unwrap();
+    t.record(Event::from_json(retraction.as_bytes()).unwrap(), None)
+        .unwrap();
 
     let replay = |from: u64| {
         let mut rows = Vec::new();
@@ -226,4 +230,62 @@ fn replay_from_any_seq_shows_the_same_status_changes_as_a_full_replay() {
         let tail: Vec<_> = full.iter().filter(|r| r.0 >= from).cloned().collect();
         assert_eq!(replay(from), tail, "replay from seq {from}");
     }
+}
+
+#[test]
+fn corrections_and_retractions_of_calls_documents_and_sources_reach_their_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::at("2024-01-22T09:00:00Z");
+    let t = open(&dir.path().join("db"), &clock);
+    import_lines(&t, &seed_lines());
+    let first_event = |id: &str| t.history(id, &at("2024-03-15")).unwrap()[0].event_id.clone().unwrap();
+    let record = |json: String| {
+        t.record(Event::from_json(json.as_bytes()).unwrap(), None).unwrap();
+    };
+    record(format!(
+        r#"{{"type":"EventCorrected","target_event_id":"{}","changes":[{{"path":"/mode","old":"unspecified","new":"in_person"}}],"reason":"new_information"}}"#,
+        first_event("call-blr-zwe")
+    ));
+    record(format!(
+        r#"{{"type":"EventRetracted","target_event_id":"{}","reason":"duplicate"}}"#,
+        first_event("call-blr-bih")
+    ));
+    record(format!(
+        r#"{{"type":"EventCorrected","target_event_id":"{}","changes":[{{"path":"/title","old":"{}","new":"Roadmap"}}],"reason":"source_corrected"}}"#,
+        first_event("gnq-roadmap"),
+        match t.show("gnq-roadmap", &at("2024-03-15")).unwrap() {
+            Shown::Document { row, .. } => row.title.clone(),
+            other => panic!("{other:?}"),
+        }
+    ));
+    record(format!(
+        r#"{{"type":"EventRetracted","target_event_id":"{}","reason":"source_retracted"}}"#,
+        first_event("src-aleinik")
+    ));
+
+    let calls = t.calls(&at("2024-03-15")).unwrap();
+    let call = |id: &str| calls.iter().find(|c| c.call_id == id).unwrap().clone();
+    assert_eq!(call("call-blr-zwe-2024-01-20").mode.as_str(), "in_person");
+    assert!(!call("call-blr-zwe-2024-01-20").retracted);
+    assert_eq!(call("call-blr-zwe-2024-01-20").event_count, 2);
+    assert!(call("call-blr-bih-2024-01-20").retracted);
+    match t.show("gnq-roadmap", &at("2024-03-15")).unwrap() {
+        Shown::Document { row, .. } => {
+            assert_eq!(row.title, "Roadmap");
+            assert_eq!(row.reviews.len(), 1, "the review survives the correction");
+            assert!(!row.retracted);
+        }
+        other => panic!("{other:?}"),
+    }
+    match t.show("src-aleinik", &at("2024-03-15")).unwrap() {
+        Shown::Source { row, .. } => {
+            assert!(row.retracted);
+            assert_eq!(row.event_count, 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    let live = digests(&t);
+    let reports = t.rebuild(&[], &|_| {}).unwrap();
+    assert!(reports.iter().all(|r| r.unchanged), "{reports:?}");
+    assert_eq!(digests(&t), live);
 }
