@@ -238,9 +238,15 @@ fn corrections_and_retractions_of_calls_documents_and_sources_reach_their_views(
     let clock = TestClock::at("2024-01-22T09:00:00Z");
     let t = open(&dir.path().join("db"), &clock);
     import_lines(&t, &seed_lines());
-    let first_event = |id: &str| t.history(id, &at("2024-03-15")).unwrap()[0].event_id.clone().unwrap();
+    let first_event = |id: &str| {
+        t.history(id, &at("2024-03-15")).unwrap()[0]
+            .event_id
+            .clone()
+            .unwrap()
+    };
     let record = |json: String| {
-        t.record(Event::from_json(json.as_bytes()).unwrap(), None).unwrap();
+        t.record(Event::from_json(json.as_bytes()).unwrap(), None)
+            .unwrap();
     };
     record(format!(
         r#"{{"type":"EventCorrected","target_event_id":"{}","changes":[{{"path":"/mode","old":"unspecified","new":"in_person"}}],"reason":"new_information"}}"#,
