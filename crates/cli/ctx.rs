@@ -133,6 +133,18 @@ impl Ctx {
         }
     }
 
+    /// Opens the store for reading, runs `query` at the read axes, and closes the store before
+    /// anything is printed, so other processes wait as briefly as possible.
+    pub fn read<T>(
+        &self,
+        query: impl FnOnce(&Tracker, &ReadAt) -> Result<T, ProjectionError>,
+    ) -> CliResult<T> {
+        let tracker = self.open(false)?;
+        let out = query(&tracker, &self.read_at());
+        drop(tracker);
+        Ok(out?)
+    }
+
     /// Opens the store, waiting up to `--lock-timeout` while another process holds it.
     /// `create`: make the store if missing (writers); readers refuse a missing store.
     pub fn open(&self, create: bool) -> CliResult<Tracker> {

@@ -23,26 +23,15 @@ pub fn list(ctx: &mut Ctx, a: ListArgs) -> CliResult {
         due_before: a.due_before,
         due_after: a.due_after,
     };
-    let tracker = ctx.open(false)?;
-    let rows = tracker.list(&ctx.read_at(), &filter);
-    drop(tracker);
-    let mut rows = rows?;
+    let mut rows = ctx.read(|t, at| t.list(at, &filter))?;
     rows.sort_by(|a, b| a.commitment_id.cmp(&b.commitment_id));
     print_board(ctx, &rows, "no commitments match")
 }
 
 /// `agenda`.
 pub fn agenda(ctx: &mut Ctx) -> CliResult {
-    let tracker = ctx.open(false)?;
-    let rows = tracker.agenda(&ctx.read_at());
-    drop(tracker);
-    let rows = rows?;
-    if ctx.json {
-        ctx.print_json(&rows)?;
-        return ctx.flush();
-    }
-    if rows.is_empty() {
-        ctx.note("nothing on the agenda: no open commitment");
+    let rows = ctx.read(|t, at| t.agenda(at))?;
+    if !table_follows(ctx, &rows, "nothing on the agenda: no open commitment")? {
         return Ok(());
     }
     let mut t = Table::new(&[
@@ -73,12 +62,7 @@ pub fn agenda(ctx: &mut Ctx) -> CliResult {
 }
 
 fn print_board(ctx: &mut Ctx, rows: &[CommitmentView], empty: &str) -> CliResult {
-    if ctx.json {
-        ctx.print_json(rows)?;
-        return ctx.flush();
-    }
-    if rows.is_empty() {
-        ctx.note(empty);
+    if !table_follows(ctx, rows, empty)? {
         return Ok(());
     }
     let (w, c) = (ctx.width, ctx.color);
@@ -86,12 +70,24 @@ fn print_board(ctx: &mut Ctx, rows: &[CommitmentView], empty: &str) -> CliResult
     ctx.flush()
 }
 
+/// With `--json`, prints `rows` and returns false; with no rows, says `empty` (on stderr)
+/// and returns false; otherwise returns true: the caller prints its table.
+fn table_follows<T: serde::Serialize>(ctx: &mut Ctx, rows: &[T], empty: &str) -> CliResult<bool> {
+    if ctx.json {
+        ctx.print_json(rows)?;
+        ctx.flush()?;
+        return Ok(false);
+    }
+    if rows.is_empty() {
+        ctx.note(empty);
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 /// `show ID`.
 pub fn show(ctx: &mut Ctx, id: &str) -> CliResult {
-    let tracker = ctx.open(false)?;
-    let shown = tracker.show(id, &ctx.read_at());
-    drop(tracker);
-    let shown = shown?;
+    let shown = ctx.read(|t, at| t.show(id, at))?;
     if ctx.json {
         ctx.print_json(&shown)?;
         return ctx.flush();
@@ -355,19 +351,8 @@ fn show_source(ctx: &mut Ctx, r: &SourceRow) -> CliResult {
 
 /// `history ID`.
 pub fn history(ctx: &mut Ctx, id: &str) -> CliResult {
-    let tracker = ctx.open(false)?;
-    let rows: CliResult<Vec<HistoryRow>> = (|| {
-        let full = tracker.resolve(id)?;
-        Ok(tracker.history(&full, &ctx.read_at())?)
-    })();
-    drop(tracker);
-    let rows = rows?;
-    if ctx.json {
-        ctx.print_json(&rows)?;
-        return ctx.flush();
-    }
-    if rows.is_empty() {
-        ctx.note("no events recorded by --known-at");
+    let rows = ctx.read(|t, at| t.history(id, at))?;
+    if !table_follows(ctx, &rows, "no events recorded by --known-at")? {
         return Ok(());
     }
     let (w, c) = (ctx.width, ctx.color);
@@ -377,16 +362,8 @@ pub fn history(ctx: &mut Ctx, id: &str) -> CliResult {
 
 /// `calls`.
 pub fn calls(ctx: &mut Ctx) -> CliResult {
-    let tracker = ctx.open(false)?;
-    let rows = tracker.calls(&ctx.read_at());
-    drop(tracker);
-    let rows = rows?;
-    if ctx.json {
-        ctx.print_json(&rows)?;
-        return ctx.flush();
-    }
-    if rows.is_empty() {
-        ctx.note("no calls recorded");
+    let rows = ctx.read(|t, at| t.calls(at))?;
+    if !table_follows(ctx, &rows, "no calls recorded")? {
         return Ok(());
     }
     let mut t = Table::new(&[
@@ -423,17 +400,9 @@ pub fn calls(ctx: &mut Ctx) -> CliResult {
 
 /// `documents`.
 pub fn documents(ctx: &mut Ctx) -> CliResult {
-    let tracker = ctx.open(false)?;
-    let rows = tracker.documents(&ctx.read_at());
-    drop(tracker);
-    let mut rows = rows?;
+    let mut rows = ctx.read(|t, at| t.documents(at))?;
     rows.sort_by(|a, b| a.document_id.cmp(&b.document_id));
-    if ctx.json {
-        ctx.print_json(&rows)?;
-        return ctx.flush();
-    }
-    if rows.is_empty() {
-        ctx.note("no documents recorded");
+    if !table_follows(ctx, &rows, "no documents recorded")? {
         return Ok(());
     }
     let mut t = Table::new(&[
