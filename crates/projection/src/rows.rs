@@ -249,16 +249,6 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
             .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
     }
 
-    /// Number of cached rows.
-    pub fn len(&self) -> usize {
-        self.cache.len()
-    }
-
-    /// True when nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.cache.is_empty()
-    }
-
     /// The changed rows and index entries as store changes, in key order; clears the cache.
     ///
     /// Index entries are grouped into bucket rows (`i` + index key + bucket, value: the sorted
