@@ -39,6 +39,10 @@ pub enum DomainError {
         /// What was not found.
         reason: String,
     },
+    /// What the validator needed to know could not be read (the store failed); the event was
+    /// neither accepted nor refused.
+    #[error("cannot check the event: {0}")]
+    Unavailable(String),
     /// Stored JSON could not be upcast to the current schema.
     #[error("cannot upcast {event_type} from schema version {from}: {reason}")]
     Upcast {

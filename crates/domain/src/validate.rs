@@ -47,16 +47,18 @@ impl SubjectKind {
 }
 
 /// What the validator needs to know about the store. Implemented by the projection crate
-/// over the store and its views, and by an in-memory model in tests.
+/// over the store and its views, and by an in-memory model in tests. A failure to read is
+/// an error ([`DomainError::Unavailable`]), never an answer: "could not read" must not
+/// become "unknown commitment".
 pub trait Context {
     /// The kind of subject `id` names, if it exists.
-    fn subject_kind(&self, id: &str) -> Option<SubjectKind>;
+    fn subject_kind(&self, id: &str) -> Result<Option<SubjectKind>, DomainError>;
     /// The current state of a commitment.
-    fn commitment(&self, id: &str) -> Option<CommitmentState>;
+    fn commitment(&self, id: &str) -> Result<Option<CommitmentState>, DomainError>;
     /// A stored event by id, with its stream.
-    fn event(&self, id: &EventId) -> Option<(String, Event)>;
+    fn event(&self, id: &EventId) -> Result<Option<(String, Event)>, DomainError>;
     /// All stored events of a stream, in order (used only for corrections and retractions).
-    fn stream_events(&self, stream: &str) -> Vec<Event>;
+    fn stream_events(&self, stream: &str) -> Result<Vec<Event>, DomainError>;
 }
 
 /// The verdict on one event.
@@ -113,22 +115,22 @@ impl<'c, C: Context> Validator<'c, C> {
         }
     }
 
-    fn kind(&self, id: &str) -> Option<SubjectKind> {
-        self.subjects
-            .get(id)
-            .copied()
-            .or_else(|| self.ctx.subject_kind(id))
+    fn kind(&self, id: &str) -> Result<Option<SubjectKind>, DomainError> {
+        match self.subjects.get(id) {
+            Some(k) => Ok(Some(*k)),
+            None => self.ctx.subject_kind(id),
+        }
     }
 
-    fn state(&self, id: &str) -> Option<CommitmentState> {
+    fn state(&self, id: &str) -> Result<Option<CommitmentState>, DomainError> {
         match self.states.get(id) {
-            Some(s) => s.clone(),
+            Some(s) => Ok(s.clone()),
             None => self.ctx.commitment(id),
         }
     }
 
     fn require(&self, id: &Slug, want: SubjectKind, field: &str) -> Result<(), DomainError> {
-        match self.kind(id.as_str()) {
+        match self.kind(id.as_str())? {
             Some(k) if k == want => Ok(()),
             Some(k) => Err(DomainError::Reference {
                 field: field.into(),
@@ -146,18 +148,18 @@ impl<'c, C: Context> Validator<'c, C> {
         Event::from_json(&a.body).ok()
     }
 
-    fn stream_events(&self, stream: &str) -> Vec<Event> {
-        let mut v = self.ctx.stream_events(stream);
+    fn stream_events(&self, stream: &str) -> Result<Vec<Event>, DomainError> {
+        let mut v = self.ctx.stream_events(stream)?;
         if let Some(idx) = self.by_stream.get(stream) {
             v.extend(idx.iter().filter_map(|&i| self.batch_event(i)));
         }
-        v
+        Ok(v)
     }
 
-    fn find_event(&self, id: &EventId) -> Option<(String, Event)> {
+    fn find_event(&self, id: &EventId) -> Result<Option<(String, Event)>, DomainError> {
         if let Some(&i) = self.by_id.get(id) {
             let stream = self.accepted[i].stream.clone();
-            return self.batch_event(i).map(|e| (stream, e));
+            return Ok(self.batch_event(i).map(|e| (stream, e)));
         }
         self.ctx.event(id)
     }
@@ -191,7 +193,7 @@ impl<'c, C: Context> Validator<'c, C> {
                 ))
             };
         }
-        if let Some((_, stored)) = self.ctx.event(&id) {
+        if let Some((_, stored)) = self.ctx.event(&id)? {
             let stored_body = stored
                 .to_json()
                 .map_err(|e| DomainError::Malformed(e.to_string()))?;
@@ -275,7 +277,7 @@ impl<'c, C: Context> Validator<'c, C> {
         let field = event.subject_field().unwrap_or("id");
         self.check_references(event)?;
         if let Some(kind) = SubjectKind::opened_by(event) {
-            if let Some(existing) = self.kind(subject.as_str()) {
+            if let Some(existing) = self.kind(subject.as_str())? {
                 return Err(DomainError::field(
                     field,
                     format!(
@@ -286,7 +288,7 @@ impl<'c, C: Context> Validator<'c, C> {
             }
             self.subjects.insert(subject.to_string(), kind);
         } else if event.commitment_id().is_some() {
-            match self.kind(subject.as_str()) {
+            match self.kind(subject.as_str())? {
                 Some(SubjectKind::Commitment) => {}
                 Some(k) => {
                     return Err(DomainError::Reference {
@@ -306,7 +308,7 @@ impl<'c, C: Context> Validator<'c, C> {
             }
         }
         if event.commitment_id().is_some() {
-            let state = self.state(subject.as_str());
+            let state = self.state(subject.as_str())?;
             decide(state.as_ref(), event)?;
             let next = evolve(state, event);
             self.states.insert(subject.to_string(), next);
@@ -320,7 +322,7 @@ impl<'c, C: Context> Validator<'c, C> {
             Event::EventRetracted(e) => e.target_event_id,
             _ => return Err(DomainError::field("type", "not a correction or retraction")),
         };
-        let Some((stream, target)) = self.find_event(&target_id) else {
+        let Some((stream, target)) = self.find_event(&target_id)? else {
             let reason = format!("unknown event {target_id}");
             return Err(DomainError::Reference {
                 field: "target_event_id".into(),
@@ -333,7 +335,7 @@ impl<'c, C: Context> Validator<'c, C> {
                 format!("event {target_id} is an EventRetracted, which cannot be corrected or retracted"),
             ));
         }
-        let mut events = self.stream_events(&stream);
+        let mut events = self.stream_events(&stream)?;
         let refs: Vec<&Event> = events.iter().collect();
         let fold = fold_stream(&refs);
         let pos = events.iter().position(|e| e.event_id() == Some(target_id));
@@ -390,7 +392,7 @@ impl<'c, C: Context> Validator<'c, C> {
         } else {
             self.retracted.insert(target_id);
         }
-        if self.kind(&stream) == Some(SubjectKind::Commitment) {
+        if self.kind(&stream)? == Some(SubjectKind::Commitment) {
             events.push(event.clone());
             let refs: Vec<&Event> = events.iter().collect();
             let state = fold_stream(&refs).state;

@@ -7,7 +7,7 @@ mod common;
 use commitments_domain::event::EventCorrected;
 use commitments_domain::values::Change;
 use commitments_domain::{
-    apply_changes, Context, DomainError, Effect, Event, Status, Verdict, STORE_FIELDS,
+    apply_changes, DomainError, Effect, Event, Status, Verdict, STORE_FIELDS,
 };
 use common::*;
 use serde_json::json;

@@ -789,7 +789,7 @@ proptest! {
         let verdicts = m.import(&kept).map_err(|(i, e)| TestCaseError::fail(format!("{i}: {e}")))?;
         prop_assert_eq!(verdicts.len(), kept.len());
         prop_assert_eq!(
-            commitments_domain::Context::commitment(&m, CID).map(|s| (s.status, s.stalled)),
+            commitments_domain::Context::commitment(&m, CID).expect("the model reads").map(|s| (s.status, s.stalled)),
             state.map(|s| (s.status, s.stalled))
         );
     }

@@ -6,7 +6,7 @@ mod common;
 
 use chrono::NaiveDate;
 use commitments_domain::{
-    window, Context, OverdueBasis, Status, Verdict, WindowState, WindowView, DEFAULT_HORIZON_DAYS,
+    window, Event, OverdueBasis, Status, Verdict, WindowState, WindowView, DEFAULT_HORIZON_DAYS,
 };
 use common::*;
 use serde_json::{json, Value};
@@ -293,4 +293,54 @@ fn the_seed_is_not_accepted_twice_under_new_ids() {
     let err = m.check(&ev(v)).expect_err("registered twice");
     assert_eq!(err.field_path(), Some("commitment_id"), "{err}");
     assert!(err.to_string().contains("bgd-political-consultations"));
+}
+
+/// A store that cannot be read: the validator must say so, not answer "unknown".
+struct Unreadable;
+
+impl commitments_domain::Context for Unreadable {
+    fn subject_kind(
+        &self,
+        _: &str,
+    ) -> Result<Option<commitments_domain::SubjectKind>, commitments_domain::DomainError> {
+        Err(commitments_domain::DomainError::Unavailable(
+            "disk on fire".into(),
+        ))
+    }
+    fn commitment(
+        &self,
+        _: &str,
+    ) -> Result<Option<commitments_domain::CommitmentState>, commitments_domain::DomainError> {
+        Err(commitments_domain::DomainError::Unavailable(
+            "disk on fire".into(),
+        ))
+    }
+    fn event(
+        &self,
+        _: &commitments_domain::EventId,
+    ) -> Result<Option<(String, Event)>, commitments_domain::DomainError> {
+        Err(commitments_domain::DomainError::Unavailable(
+            "disk on fire".into(),
+        ))
+    }
+    fn stream_events(&self, _: &str) -> Result<Vec<Event>, commitments_domain::DomainError> {
+        Err(commitments_domain::DomainError::Unavailable(
+            "disk on fire".into(),
+        ))
+    }
+}
+
+#[test]
+fn a_store_that_cannot_be_read_is_an_error_not_a_verdict() {
+    let ctx = Unreadable;
+    let mut v = commitments_domain::Validator::new(&ctx);
+    for line in seed_lines().iter().take(3) {
+        let e = Event::from_json(line.as_bytes()).expect("seed line decodes");
+        match v.check(&e) {
+            Err(commitments_domain::DomainError::Unavailable(m)) => {
+                assert!(m.contains("disk on fire"))
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
 }

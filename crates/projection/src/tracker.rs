@@ -218,51 +218,90 @@ fn hex(d: &[u8; 32]) -> String {
     commitments_store::to_hex(d)
 }
 
+/// The validator's view of the store. A read that fails is kept here (typed) and reported to
+/// the validator as [`DomainError::Unavailable`], so the import or record fails with the
+/// store's own error instead of a wrong verdict such as "unknown commitment".
 struct StoreContext<'a> {
     t: &'a Tracker,
+    failure: std::cell::RefCell<Option<ProjectionError>>,
+}
+
+impl<'a> StoreContext<'a> {
+    fn new(t: &'a Tracker) -> Self {
+        StoreContext {
+            t,
+            failure: std::cell::RefCell::new(None),
+        }
+    }
+
+    fn fail(&self, e: impl Into<ProjectionError>) -> DomainError {
+        let e = e.into();
+        let msg = e.to_string();
+        self.failure.borrow_mut().get_or_insert(e);
+        DomainError::Unavailable(msg)
+    }
+
+    /// The error to report for a validator error: the store's own when a read failed.
+    fn error(&self, e: DomainError) -> ProjectionError {
+        match (e, self.failure.borrow_mut().take()) {
+            (DomainError::Unavailable(_), Some(store)) => store,
+            (e, _) => e.into(),
+        }
+    }
+
+    fn row(&self, ns: &str, id: &str) -> Result<Option<Vec<u8>>, DomainError> {
+        self.t
+            .store
+            .view_get(ns, &row_key(id))
+            .map_err(|e| self.fail(e))
+    }
 }
 
 impl Context for StoreContext<'_> {
-    fn subject_kind(&self, id: &str) -> Option<SubjectKind> {
-        let s = &self.t.store;
-        let key = row_key(id);
+    fn subject_kind(&self, id: &str) -> Result<Option<SubjectKind>, DomainError> {
         for (ns, kind) in [
             (CommitmentsView::NAME, SubjectKind::Commitment),
             (CallsView::NAME, SubjectKind::Call),
             (DocumentsView::NAME, SubjectKind::Document),
             (SourcesView::NAME, SubjectKind::Source),
         ] {
-            if matches!(s.view_get(ns, &key), Ok(Some(_))) {
-                return Some(kind);
+            if self.row(ns, id)?.is_some() {
+                return Ok(Some(kind));
             }
         }
-        None
+        Ok(None)
     }
-    fn commitment(&self, id: &str) -> Option<CommitmentState> {
-        let bytes = self
+    fn commitment(&self, id: &str) -> Result<Option<CommitmentState>, DomainError> {
+        match self.row(CommitmentsView::NAME, id)? {
+            Some(bytes) => decode_row::<CommitmentRow>(&bytes)
+                .map(|r| Some(r.state))
+                .map_err(|e| self.fail(e)),
+            None => Ok(None),
+        }
+    }
+    fn event(&self, id: &EventId) -> Result<Option<(String, Event)>, DomainError> {
+        match self.t.store.get_by_id(id.0).map_err(|e| self.fail(e))? {
+            Some(se) => {
+                let rec = decode(&se, &self.t.upcasters).map_err(|e| self.fail(e))?;
+                Ok(Some((rec.stream, rec.event)))
+            }
+            None => Ok(None),
+        }
+    }
+    fn stream_events(&self, stream: &str) -> Result<Vec<Event>, DomainError> {
+        let stored = self
             .t
             .store
-            .view_get(CommitmentsView::NAME, &row_key(id))
-            .ok()??;
-        serde_json::from_slice::<CommitmentRow>(&bytes)
-            .ok()
-            .map(|r| r.state)
-    }
-    fn event(&self, id: &EventId) -> Option<(String, Event)> {
-        let se = self.t.store.get_by_id(id.0).ok()??;
-        let rec = decode(&se, &self.t.upcasters).ok()?;
-        Some((rec.stream, rec.event))
-    }
-    fn stream_events(&self, stream: &str) -> Vec<Event> {
-        self.t
-            .store
             .read_stream(stream, 1)
-            .map(|v| {
-                v.iter()
-                    .filter_map(|se| decode(se, &self.t.upcasters).ok().map(|r| r.event))
-                    .collect()
+            .map_err(|e| self.fail(e))?;
+        stored
+            .iter()
+            .map(|se| {
+                decode(se, &self.t.upcasters)
+                    .map(|r| r.event)
+                    .map_err(|e| self.fail(e))
             })
-            .unwrap_or_default()
+            .collect()
     }
 }
 
@@ -459,7 +498,7 @@ impl Tracker {
     where
         I: IntoIterator<Item = (u64, std::result::Result<Event, DomainError>)>,
     {
-        let ctx = StoreContext { t: self };
+        let ctx = StoreContext::new(self);
         let mut validator = Validator::new(&ctx);
         let mut errors: Vec<LineError> = Vec::new();
         let mut total_errors = 0u64;
@@ -539,6 +578,8 @@ impl Tracker {
                     }
                 }
                 Ok((_, Verdict::Duplicate)) => report.duplicates += 1,
+                // The store could not be read: not a bad line, a failed import.
+                Err(e @ DomainError::Unavailable(_)) => return Err(ctx.error(e)),
                 Err(e) => {
                     total_errors += 1;
                     if errors.len() < MAX_LISTED_ERRORS {
@@ -614,13 +655,17 @@ impl Tracker {
         if ev.common().recorded_by.is_none() {
             ev.set_recorded_by(self.actor.clone());
         }
-        let ctx = StoreContext { t: self };
-        let status_before = ev
-            .commitment_id()
-            .and_then(|id| ctx.commitment(id.as_str()))
-            .map(|s| s.status.to_string());
+        let ctx = StoreContext::new(self);
+        let status_of = |id: &str| -> Result<Option<String>> {
+            let state = ctx.commitment(id).map_err(|e| ctx.error(e))?;
+            Ok(state.map(|s| s.status.to_string()))
+        };
+        let status_before = match ev.commitment_id() {
+            Some(id) => status_of(id.as_str())?,
+            None => None,
+        };
         let mut validator = Validator::new(&ctx);
-        let verdict = validator.check(&ev)?;
+        let verdict = validator.check(&ev).map_err(|e| ctx.error(e))?;
         let id = ev.event_id().map(|i| i.to_string()).unwrap_or_default();
         let (stream, duplicate) = match verdict {
             Verdict::Append { stream } => (stream, false),
@@ -646,11 +691,8 @@ impl Tracker {
             .first()
             .copied()
             .ok_or_else(|| ProjectionError::UnknownId(id.clone()))?;
-        let status_after = if ctx.subject_kind(&stream) == Some(SubjectKind::Commitment) {
-            ctx.commitment(&stream).map(|s| s.status.to_string())
-        } else {
-            None
-        };
+        // None for a stream that is not a commitment.
+        let status_after = status_of(&stream)?;
         Ok(RecordReport {
             seq: pos.seq,
             event_id: id,

@@ -65,15 +65,31 @@ impl Model {
 }
 
 impl Context for Model {
-    fn subject_kind(&self, id: &str) -> Option<SubjectKind> {
-        self.log.iter().find_map(|(_, e)| {
-            let kind = SubjectKind::opened_by(e)?;
-            (e.subject().map(|s| s.as_str()) == Some(id)).then_some(kind)
-        })
+    fn subject_kind(&self, id: &str) -> Result<Option<SubjectKind>, DomainError> {
+        Ok(self.kind_of(id))
     }
 
-    fn commitment(&self, id: &str) -> Option<CommitmentState> {
-        if self.subject_kind(id) != Some(SubjectKind::Commitment) {
+    fn commitment(&self, id: &str) -> Result<Option<CommitmentState>, DomainError> {
+        Ok(Model::commitment(self, id))
+    }
+
+    fn event(&self, id: &EventId) -> Result<Option<(String, Event)>, DomainError> {
+        Ok(self
+            .log
+            .iter()
+            .find(|(_, e)| e.event_id().as_ref() == Some(id))
+            .cloned())
+    }
+
+    fn stream_events(&self, stream: &str) -> Result<Vec<Event>, DomainError> {
+        Ok(self.stream(stream))
+    }
+}
+
+impl Model {
+    /// The folded state of commitment `id` (the model cannot fail to read).
+    pub fn commitment(&self, id: &str) -> Option<CommitmentState> {
+        if self.kind_of(id) != Some(SubjectKind::Commitment) {
             return None;
         }
         let events = self.stream(id);
@@ -81,15 +97,11 @@ impl Context for Model {
         fold_stream(&refs).state
     }
 
-    fn event(&self, id: &EventId) -> Option<(String, Event)> {
-        self.log
-            .iter()
-            .find(|(_, e)| e.event_id().as_ref() == Some(id))
-            .cloned()
-    }
-
-    fn stream_events(&self, stream: &str) -> Vec<Event> {
-        self.stream(stream)
+    fn kind_of(&self, id: &str) -> Option<SubjectKind> {
+        self.log.iter().find_map(|(_, e)| {
+            let kind = SubjectKind::opened_by(e)?;
+            (e.subject().map(|s| s.as_str()) == Some(id)).then_some(kind)
+        })
     }
 }
 
