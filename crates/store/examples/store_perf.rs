@@ -127,13 +127,22 @@ fn main() {
         }
         let s = Store::open(dir3.path(), o).unwrap();
         let t = Instant::now();
+        let mut lat = Vec::with_capacity(singles as usize);
         for e in events.iter().take(singles as usize) {
+            let t1 = Instant::now();
             s.append(std::slice::from_ref(e), &[]).unwrap();
+            lat.push(t1.elapsed().as_micros() as u64);
         }
         let el = t.elapsed();
+        lat.sort_unstable();
+        let pct = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize];
         println!(
-            "durable single append: {:.0} ev/s",
-            singles as f64 / el.as_secs_f64()
+            "durable single append: {:.0} ev/s (p50 {} µs, p90 {} µs, p99 {} µs, max {} µs)",
+            singles as f64 / el.as_secs_f64(),
+            pct(0.5),
+            pct(0.9),
+            pct(0.99),
+            pct(1.0)
         );
     }
     {

@@ -46,6 +46,10 @@ pub(crate) fn be_u64(b: &[u8]) -> u64 {
     u64::from_be_bytes(a)
 }
 
+pub(crate) fn be_u32(b: &[u8]) -> u32 {
+    be_u64(&b[..b.len().min(4)]) as u32
+}
+
 /// Reads a u64 value that must be exactly 8 bytes.
 pub(crate) fn be_u64_exact(b: &[u8]) -> Option<u64> {
     <[u8; 8]>::try_from(b).ok().map(u64::from_be_bytes)

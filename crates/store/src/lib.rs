@@ -15,7 +15,8 @@
 //!
 //! # On-disk layout
 //!
-//! One sled database (8 MiB segments, see below) with two trees.
+//! One sled database (8 MiB segments, see below) with two trees, and the append journal
+//! `<dir>/journal` (format in `journal.rs`).
 //!
 //! Tree `log` (key prefixes; everything an append must change is in this one tree so that one
 //! `Tree::apply_batch` is one atomic step):
@@ -52,8 +53,15 @@
 //!   Readers never see unpublished data (they bound reads by the head; runs are visible only
 //!   through `Mruns`). Open removes packs past the head and, when `Mpending` is present, runs not
 //!   in the list. A failed large append cleans up in-process, or poisons the writer.
-//! - `append` returns only after `db.flush()` (on Linux only `sync_file_range`) **and** an fsync
-//!   of `<dir>/db`; concurrent appenders share flushes (group commit).
+//! - A small append is applied to sled without flushing it and written as one record to the
+//!   append journal `<dir>/journal` (see `journal.rs`); `append` returns after an `fdatasync`
+//!   of the journal, shared by concurrent appenders (group commit). sled is flushed (its
+//!   `flush()`, on Linux only `sync_file_range`, **and** an fsync of `<dir>/db`) when the
+//!   journal passes 8 MiB (a checkpoint, after which the journal restarts at offset 0), by
+//!   every large append, by view swaps and when the store closes. Open re-applies the
+//!   journal's records past the head sled recovered.
+//! - A large append returns after sled is flushed and fsynced twice (chunks, then the
+//!   publishing step).
 //! - sled writes any log item larger than `segment_size / 4` to a blob file it never fsyncs, and
 //!   consolidated leaf nodes can hold ~17 values of up to 60 KiB, so stores are created with
 //!   8 MiB segments (2 MiB threshold); a test asserts no blob file appears.
@@ -65,6 +73,7 @@
 mod codec;
 mod error;
 mod index;
+mod journal;
 mod ops;
 mod store;
 mod synth;

@@ -313,7 +313,7 @@ impl Store {
                 events: publ.events.max(publ.head.seq),
             });
         }
-        let mut w = LogWriter::new(self, publ, self.index_state(), true)?;
+        let mut w = LogWriter::new(self, publ, self.index_state(), true, false)?;
         let mut versions: HashMap<String, u64> = HashMap::new();
         let mut ids: HashSet<Uuid> = HashSet::new();
         let mut prev = [0u8; 32];

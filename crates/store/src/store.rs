@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::codec::{self, HeadRec, PackBuilder, PackHeader};
 use crate::error::{corrupt, Result, StoreError};
 use crate::index::{self, Entry, IndexState};
+use crate::journal::{Journal, Record};
 use crate::types::*;
 
 /// A fast, non-cryptographic hasher for in-memory maps of local data (ids, stream names).
@@ -48,7 +49,10 @@ impl std::hash::Hasher for FxHasher {
 pub(crate) type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 
 /// The store format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// Older format versions this build opens and upgrades in place (version 1 had no journal; a
+/// version-1 store is a valid version-2 store with an empty journal).
+const UPGRADABLE_FROM: &[u32] = &[1];
 
 /// sled segment size (fixed when a store is created; recorded in sled's `conf`).
 const SEGMENT_SIZE: usize = 8 << 20;
@@ -82,6 +86,12 @@ pub struct Store {
     pub(crate) log: sled::Tree,
     pub(crate) views: sled::Tree,
     db_file: File,
+    /// The append journal (written under the writer mutex).
+    journal: Mutex<Journal>,
+    /// A second handle on the journal file for the group-commit leader's `fdatasync`.
+    journal_sync: File,
+    /// Events re-applied from the journal when this handle opened the store.
+    replayed: AtomicU64,
     writer: Mutex<Option<String>>, // Some(reason) = poisoned
     pub(crate) published: RwLock<Published>,
     pub(crate) index: RwLock<Arc<IndexState>>,
@@ -157,7 +167,11 @@ impl Store {
             // sled writes any log item above segment_size / 4 (a value, or a whole leaf node when
             // it is consolidated) to a blob file that it never fsyncs. Leaves hold up to 17
             // entries of ≤ 60 KiB each, so 8 MiB segments keep every item inline (≤ 2 MiB).
-            .segment_size(SEGMENT_SIZE);
+            .segment_size(SEGMENT_SIZE)
+            // No periodic background flush: appends are durable through the journal, and sled
+            // writes its IO buffer at every batch anyway. The timer's extra writes only competed
+            // with the journal's fdatasync (measured: 2.0k → 2.8k durable appends/s).
+            .flush_every_ms(None);
         let db = open_sled(&config, path)?;
         let log = db.open_tree("log")?;
         let views = db.open_tree("views")?;
@@ -168,7 +182,11 @@ impl Store {
                 let found = <[u8; 4]>::try_from(v.as_ref())
                     .map(u32::from_be_bytes)
                     .unwrap_or(0);
-                if found != FORMAT_VERSION {
+                if UPGRADABLE_FROM.contains(&found) {
+                    log.insert(codec::K_FORMAT, &FORMAT_VERSION.to_be_bytes())?;
+                    db.flush()?;
+                    db_file.sync_all()?;
+                } else if found != FORMAT_VERSION {
                     return Err(StoreError::UnsupportedFormat {
                         found,
                         supported: FORMAT_VERSION,
@@ -198,12 +216,18 @@ impl Store {
             None => (0, 0),
         };
         let index = IndexState::load(&log)?;
+        let mut journal = Journal::open(path)?;
+        let journal_sync = journal.sync_handle()?;
+        let replay = journal.recover(head.seq)?;
         let store = Store {
             path: path.to_path_buf(),
             db,
             log,
             views,
             db_file,
+            journal: Mutex::new(journal),
+            journal_sync,
+            replayed: AtomicU64::new(0),
             writer: Mutex::new(None),
             published: RwLock::new(Published {
                 head,
@@ -221,7 +245,10 @@ impl Store {
             tail_rewrite_limit: opts.tail_rewrite_limit,
         };
         let pending = store.log.get(codec::K_PENDING)?.is_some();
-        if store.discard_leftovers(head.seq, pending)? {
+        let discarded = store.discard_leftovers(head.seq, pending)?;
+        let replayed = store.replay_journal(replay)?;
+        store.replayed.store(replayed, Ordering::Relaxed);
+        if discarded || replayed > 0 {
             store.flush_durable()?;
         }
         store.views_cleanup()?;
@@ -270,6 +297,65 @@ impl Store {
         }
         if any {
             self.log.apply_batch(batch)?;
+        }
+        Ok(any)
+    }
+
+    /// Re-applies journal records past the recovered head (a crash lost sled's unflushed
+    /// tail): each record's events, with their exact bytes B, through the same writer as an
+    /// append, after checking that they continue the chain. Returns how many events were
+    /// applied; the caller flushes sled.
+    fn replay_journal(&self, records: Vec<Record>) -> Result<u64> {
+        let mut any = 0;
+        for rec in records {
+            let mut guard = self.writer_lock()?;
+            let publ = self.published();
+            if rec.first_seq != publ.head.seq + 1 {
+                return Err(corrupt(
+                    rec.first_seq,
+                    format!(
+                        "the journal continues at seq {} but the log ends at seq {}",
+                        rec.first_seq, publ.head.seq
+                    ),
+                ));
+            }
+            let mut w = LogWriter::new(self, publ, self.index_state(), false, false)?;
+            let mut new_streams = 0u64;
+            let mut rest = rec.payload.as_slice();
+            let bad = |seq: u64, d: &str| corrupt(seq, format!("journal record: {d}"));
+            for _ in 0..rec.count {
+                let seq = w.head.seq + 1;
+                if rest.len() < 4 {
+                    return Err(bad(seq, "truncated"));
+                }
+                let n = codec::be_u32(&rest[..4]) as usize;
+                let Some(b) = rest.get(4..4 + n) else {
+                    return Err(bad(seq, "truncated"));
+                };
+                rest = &rest[4 + n..];
+                let env = codec::parse_envelope(b).map_err(|d| bad(seq, &d))?;
+                if env.seq != seq || env.prev_hash != w.head.hash {
+                    return Err(bad(seq, "does not continue the hash chain"));
+                }
+                let rec_micros = codec::parse_recorded_at(env.recorded_at)
+                    .ok_or_else(|| bad(seq, "malformed recorded_at"))?;
+                let id =
+                    crate::types::extract_event_id(b).ok_or_else(|| bad(seq, "no event_id"))?;
+                if env.stream_version == 1 {
+                    new_streams += 1;
+                }
+                let stream = env.stream.to_owned();
+                if let Err(e) = w.push(b, &stream, env.stream_version, &id, rec_micros) {
+                    drop(w);
+                    return Err(self.fail_large(&mut guard, publ.head.seq, e, false));
+                }
+            }
+            if !rest.is_empty() {
+                return Err(bad(w.head.seq, "trailing bytes"));
+            }
+            w.finish(new_streams)?;
+            self.maybe_merge_runs()?;
+            any += u64::from(rec.count);
         }
         Ok(any)
     }
@@ -405,13 +491,24 @@ impl Store {
         Ok(())
     }
 
-    /// `db.flush()` (which on Linux is only `sync_file_range`) plus an fsync of `<dir>/db`.
+    /// Makes everything written so far durable in sled itself: `db.flush()` (which on Linux is
+    /// only `sync_file_range`) plus an fsync of `<dir>/db`. Appends do not need this (they are
+    /// durable through the journal once `append` returns); view swaps, large appends and
+    /// closing the store use it.
     pub fn flush_durable(&self) -> Result<()> {
-        let ticket = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
-        self.sync_through(ticket)
+        self.flush_and_fsync()
     }
 
-    /// Group commit: returns once a flush+fsync that started after commit `ticket` finished.
+    /// Marks every journal record written so far as durable (sled was just flushed and
+    /// fsynced past them).
+    fn mark_all_synced(&self) {
+        let mut st = lock(&self.sync);
+        st.synced = st.synced.max(self.commits.load(Ordering::SeqCst));
+        self.sync_cv.notify_all();
+    }
+
+    /// Group commit: returns once an `fdatasync` of the journal that started after journal
+    /// record `ticket` was written has finished (ticket 0: nothing to wait for).
     pub(crate) fn sync_through(&self, ticket: u64) -> Result<()> {
         let mut st = lock(&self.sync);
         loop {
@@ -425,7 +522,7 @@ impl Store {
             st.leader = true;
             let target = self.commits.load(Ordering::SeqCst);
             drop(st);
-            let r = self.flush_and_fsync();
+            let r = Journal::sync(&self.journal_sync);
             st = lock(&self.sync);
             st.leader = false;
             if r.is_ok() {
@@ -801,7 +898,7 @@ impl Store {
         };
         let recorded_at = codec::format_micros(rec_micros);
         let large = fresh.len() > self.large_batch_threshold;
-        let mut w = LogWriter::new(self, publ, self.index_state(), large)?;
+        let mut w = LogWriter::new(self, publ, self.index_state(), large, true)?;
         let mut b = Vec::new();
         for &i in &fresh {
             let e = &events[i];
@@ -878,6 +975,13 @@ impl Store {
         Ok(g)
     }
 
+    /// How many events opening this handle re-applied from the journal (sled had lost them in a
+    /// crash; see the `journal` module). For tests and diagnostics.
+    #[doc(hidden)]
+    pub fn replayed_from_journal(&self) -> u64 {
+        self.replayed.load(Ordering::Relaxed)
+    }
+
     /// Test hook: the raw sled tree holding the log (packs, indexes, metadata).
     #[doc(hidden)]
     pub fn debug_raw_tree(&self) -> &sled::Tree {
@@ -887,7 +991,9 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        let _ = self.flush_and_fsync();
+        if self.flush_and_fsync().is_ok() {
+            let _ = lock(&self.journal).close_clean();
+        }
         let key = self
             .path
             .canonicalize()
@@ -981,6 +1087,9 @@ pub(crate) struct LogWriter<'s> {
     entries: Vec<Entry>,
     sealed: Vec<PackBuilder>,
     wrote_pending: bool,
+    /// `len u32 ‖ B` of every pushed event, for the journal record of a small append (`None`:
+    /// large appends and journal replays are made durable by flushing sled instead).
+    journal: Option<Vec<u8>>,
 }
 
 impl<'s> LogWriter<'s> {
@@ -989,6 +1098,7 @@ impl<'s> LogWriter<'s> {
         start: Published,
         index: Arc<IndexState>,
         large: bool,
+        journal: bool,
     ) -> Result<LogWriter<'s>> {
         let mut pack = PackBuilder::new(start.head.seq + 1);
         if !large && store.tail_rewrite_limit > 0 && start.head.seq > 0 {
@@ -1018,6 +1128,7 @@ impl<'s> LogWriter<'s> {
             entries: Vec::new(),
             sealed: Vec::new(),
             wrote_pending: false,
+            journal: (journal && !large).then(Vec::new),
         })
     }
 
@@ -1051,6 +1162,10 @@ impl<'s> LogWriter<'s> {
         self.head.hash = codec::sha256(b);
         self.head.rec_micros = rec_micros;
         self.pack.push(b, rec_micros);
+        if let Some(j) = self.journal.as_mut() {
+            j.extend_from_slice(&(b.len() as u32).to_be_bytes());
+            j.extend_from_slice(b);
+        }
         self.id_entries.push((*id.as_bytes(), self.head.seq));
         self.entries
             .push((index::stream_entry(stream, version), self.head.seq));
@@ -1127,8 +1242,38 @@ impl<'s> LogWriter<'s> {
         batch.insert(index::K_RUNS, new_index.encode_list());
         batch.insert(codec::K_HEAD, &self.head.encode()[..]);
         batch.insert(codec::K_COUNTS, &codec::encode_counts(events, streams)[..]);
-        self.store.log.apply_batch(batch)?;
-        let ticket = self.store.next_ticket();
+        let ticket = match self.journal.take() {
+            Some(payload) => {
+                // The record goes first: if sled refuses the batch, the record is rewound and
+                // the next one overwrites it, so the journal never holds two records claiming
+                // the same seqs.
+                let mut j = lock(&self.store.journal);
+                if j.wants_checkpoint() {
+                    self.store.flush_and_fsync()?;
+                    self.store.mark_all_synced();
+                    j.restart();
+                }
+                let count = (self.head.seq - self.start.head.seq) as u32;
+                let at = j.write(self.start.head.seq + 1, count, &payload)?;
+                if let Err(e) = self.store.log.apply_batch(batch) {
+                    j.rewind(at);
+                    return Err(e.into());
+                }
+                self.store.next_ticket()
+            }
+            None => {
+                self.store.log.apply_batch(batch)?;
+                if self.large {
+                    // sled now holds everything durably, so the journal restarts: its records
+                    // must stay contiguous in seq, and this append's events are not in it.
+                    let mut j = lock(&self.store.journal);
+                    self.store.flush_and_fsync()?;
+                    self.store.mark_all_synced();
+                    j.restart();
+                }
+                0
+            }
+        };
         let published = Published {
             head: self.head,
             events,

@@ -317,9 +317,9 @@ impl Store {
         batch.insert(meta_key(gen), encode_meta(&meta));
         // Atomic, but not fsynced here: a view is derived data, and its rows and checkpoint are
         // one batch, which sled recovers whole or not at all. A commit lost in a crash leaves
-        // the view at an older checkpoint, from which the next open catches it up. The next
-        // durable append, a swap or closing the store makes it durable. (Fsyncing every view
-        // commit cost a `record` four extra fsyncs.)
+        // the view at an older checkpoint, from which the next open catches it up. A journal
+        // checkpoint, a large append, a swap or closing the store makes it durable. (Fsyncing
+        // every view commit cost a `record` four extra fsyncs.)
         self.views.apply_batch(batch)?;
         Ok(meta)
     }
@@ -342,9 +342,8 @@ impl Store {
             batch.insert(&garbage_key(l)[..], &[][..]);
         }
         self.views.apply_batch(batch)?;
-        let ticket = self.next_ticket();
         drop(_g);
-        self.sync_through(ticket)?;
+        self.flush_durable()?;
         if let Some(l) = lg {
             self.delete_generation(l)?;
         }
@@ -361,9 +360,8 @@ impl Store {
         batch.remove(ns_key(ns));
         batch.insert(&garbage_key(g)[..], &[][..]);
         self.views.apply_batch(batch)?;
-        let ticket = self.next_ticket();
         drop(_g);
-        self.sync_through(ticket)?;
+        self.flush_durable()?;
         self.delete_generation(g)
     }
 

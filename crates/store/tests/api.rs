@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use commitments_store::{ExpectedVersion, OpenOptions, Store, StoreError};
+use commitments_store::{ExpectedVersion, OpenOptions, Store, StoreError, FORMAT_VERSION};
 use common::*;
 
 #[test]
@@ -499,7 +499,7 @@ fn format_version_is_checked() {
     match Store::open(dir.path(), OpenOptions::default()) {
         Err(StoreError::UnsupportedFormat {
             found: 7,
-            supported: 1,
+            supported: FORMAT_VERSION,
         }) => {}
         other => panic!("{other:?}"),
     }
