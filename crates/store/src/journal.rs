@@ -146,9 +146,8 @@ impl Journal {
         self.len >= CHECKPOINT_AT
     }
 
-    /// Writes one record (not yet durable: see [`Self::sync`]). Returns the offset it started
-    /// at, for [`Self::rewind`].
-    pub(crate) fn write(&mut self, first_seq: u64, count: u32, payload: &[u8]) -> Result<u64> {
+    /// Writes one record (not yet durable: see [`Self::sync`]).
+    pub(crate) fn write(&mut self, first_seq: u64, count: u32, payload: &[u8]) -> Result<()> {
         let start = self.len;
         let end = start + (HEADER + payload.len()) as u64;
         if end > self.allocated {
@@ -165,13 +164,7 @@ impl Journal {
         self.file.seek(SeekFrom::Start(start))?;
         self.file.write_all(&rec)?;
         self.len = end;
-        Ok(start)
-    }
-
-    /// Forgets the record written at `start` (its append failed after it was written), so the
-    /// next record overwrites it.
-    pub(crate) fn rewind(&mut self, start: u64) {
-        self.len = start;
+        Ok(())
     }
 
     /// Zero-fills the file up to a multiple of [`GROW`] at or past `end` and fsyncs it, so later

@@ -39,6 +39,7 @@ impl Store {
         decode: &dyn Fn(&StoredEvent) -> Result<(), String>,
         progress: &dyn Fn(u64),
     ) -> Result<VerifyReport> {
+        self.settle()?;
         let publ = self.published();
         let head = publ.head.seq;
         let mut c = Checker {
@@ -307,13 +308,13 @@ impl Store {
     /// event ids. All or nothing: nothing is published unless every line is accepted.
     pub fn restore(&self, input: &mut dyn BufRead, progress: &dyn Fn(u64)) -> Result<u64> {
         let mut guard = self.writer_lock()?;
-        let publ = self.published();
+        let publ = self.logical();
         if publ.head.seq != 0 || publ.events != 0 {
             return Err(StoreError::NotEmpty {
                 events: publ.events.max(publ.head.seq),
             });
         }
-        let mut w = LogWriter::new(self, publ, self.index_state(), true, false)?;
+        let mut w = LogWriter::new(self, publ, self.index_state(), true)?;
         let mut versions: HashMap<String, u64> = HashMap::new();
         let mut ids: HashSet<Uuid> = HashSet::new();
         let mut prev = [0u8; 32];
@@ -398,12 +399,12 @@ impl Store {
         if w.head.seq == 0 {
             return Ok(0);
         }
-        let (new_pub, ticket) = match w.finish(versions.len() as u64) {
+        // A large write: durable (flushed and fsynced) when `finish` returns.
+        let new_pub = match w.finish(versions.len() as u64) {
             Ok(x) => x,
             Err(e) => return Err(self.fail_large(&mut guard, 0, e, true)),
         };
         drop(guard);
-        self.sync_through(ticket)?;
         progress(new_pub.head.seq);
         Ok(new_pub.head.seq)
     }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -72,6 +72,60 @@ pub(crate) struct Published {
     pub streams: u64,
 }
 
+/// Small appends that are durable in the journal but not yet applied to sled. Applying each
+/// small append to sled at once cost two sled IO-buffer writes (each a `pwrite` +
+/// `sync_file_range`) per append, which queued in front of the journal's `fdatasync`; now they
+/// are applied in one batch when a reader needs them ([`Store::settle`]), when the tail grows
+/// past [`PENDING_EVENTS`] / [`PENDING_BYTES`], at a checkpoint or a large append, and on close.
+///
+/// `Store::published` stays the state sled holds, so every read path is unchanged: public
+/// reads settle first. `head()`, `stats()`, duplicate detection and stream versions also see
+/// the pending tail.
+#[derive(Debug, Default)]
+struct Pending {
+    events: Vec<PendingEvent>,
+    /// The logical state: `published` plus these events.
+    state: Published,
+    /// Event id → seq, stream → version, of the pending events.
+    ids: FxMap<Uuid, u64>,
+    versions: HashMap<String, u64>,
+    new_streams: u64,
+    bytes: usize,
+}
+
+#[derive(Debug)]
+struct PendingEvent {
+    bytes: Vec<u8>,
+    stream: String,
+    version: u64,
+    id: Uuid,
+    rec_micros: i64,
+}
+
+/// How long a group-commit leader waits for in-flight appends to join its `fdatasync`.
+const GATHER: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// Counts an append as in flight until dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(c: &'a AtomicUsize) -> InFlight<'a> {
+        c.fetch_add(1, Ordering::SeqCst);
+        InFlight(c)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The pending tail is applied to sled once it holds this many events…
+const PENDING_EVENTS: usize = 4096;
+/// …or this many bytes.
+const PENDING_BYTES: usize = 4 << 20;
+
 #[derive(Debug, Default)]
 struct SyncState {
     synced: u64,
@@ -92,6 +146,12 @@ pub struct Store {
     journal_sync: File,
     /// Events re-applied from the journal when this handle opened the store.
     replayed: AtomicU64,
+    /// Journaled appends not yet applied to sled (see [`Pending`]).
+    pending: Mutex<Pending>,
+    has_pending: AtomicBool,
+    /// Appends in progress (from entering `append` until durable): a group-commit leader
+    /// briefly waits until each has written its journal record, so one `fdatasync` covers all.
+    in_flight: AtomicUsize,
     writer: Mutex<Option<String>>, // Some(reason) = poisoned
     pub(crate) published: RwLock<Published>,
     pub(crate) index: RwLock<Arc<IndexState>>,
@@ -228,6 +288,9 @@ impl Store {
             journal: Mutex::new(journal),
             journal_sync,
             replayed: AtomicU64::new(0),
+            pending: Mutex::new(Pending::default()),
+            has_pending: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
             writer: Mutex::new(None),
             published: RwLock::new(Published {
                 head,
@@ -319,7 +382,7 @@ impl Store {
                     ),
                 ));
             }
-            let mut w = LogWriter::new(self, publ, self.index_state(), false, false)?;
+            let mut w = LogWriter::new(self, publ, self.index_state(), false)?;
             let mut new_streams = 0u64;
             let mut rest = rec.payload.as_slice();
             let bad = |seq: u64, d: &str| corrupt(seq, format!("journal record: {d}"));
@@ -360,6 +423,64 @@ impl Store {
         Ok(any)
     }
 
+    /// The logical state: what sled holds plus the pending tail.
+    pub(crate) fn logical(&self) -> Published {
+        if self.has_pending.load(Ordering::SeqCst) {
+            let p = lock(&self.pending);
+            if !p.events.is_empty() {
+                return p.state;
+            }
+        }
+        self.published()
+    }
+
+    /// Applies the pending tail to sled, so that reads see every acknowledged append. Public
+    /// reads call this first; it is a no-op (one atomic load) when nothing is pending.
+    pub(crate) fn settle(&self) -> Result<()> {
+        if !self.has_pending.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let _g = self.writer_lock()?;
+        self.apply_pending_locked()
+    }
+
+    /// [`Self::settle`] with the writer lock held: one sled batch for the whole tail (the same
+    /// writer as an append and as a journal replay).
+    fn apply_pending_locked(&self) -> Result<()> {
+        let mut p = lock(&self.pending);
+        if p.events.is_empty() {
+            return Ok(());
+        }
+        let mut w = LogWriter::new(self, self.published(), self.index_state(), false)?;
+        for e in &p.events {
+            w.push(&e.bytes, &e.stream, e.version, &e.id, e.rec_micros)?;
+        }
+        w.finish(p.new_streams)?;
+        *p = Pending::default();
+        self.has_pending.store(false, Ordering::SeqCst);
+        drop(p);
+        if self.maybe_merge_runs().is_err() {
+            let _ = self.discard_leftovers(self.published().head.seq, true);
+        }
+        Ok(())
+    }
+
+    /// The event at `seq` (≤ the logical head), from the pending tail or sled. Writer lock held.
+    fn event_locked(&self, seq: u64) -> Result<StoredEvent> {
+        {
+            let p = lock(&self.pending);
+            let base = self.published().head.seq;
+            if seq > base {
+                let e = p
+                    .events
+                    .get((seq - base - 1) as usize)
+                    .ok_or_else(|| corrupt(seq, "past the head"))?;
+                return StoredEvent::from_bytes(e.bytes.clone()).map_err(|d| corrupt(seq, d));
+            }
+        }
+        self.event_at(seq)
+    }
+
     pub(crate) fn index_state(&self) -> Arc<IndexState> {
         Arc::clone(&self.index.read().unwrap_or_else(|e| e.into_inner()))
     }
@@ -383,6 +504,19 @@ impl Store {
 
     /// Where each id is stored (absent = not stored).
     pub(crate) fn lookup_ids(&self, ids: &[Uuid]) -> Result<FxMap<Uuid, u64>> {
+        let mut out = self.lookup_ids_applied(ids)?;
+        if self.has_pending.load(Ordering::SeqCst) {
+            let p = lock(&self.pending);
+            for id in ids {
+                if let Some(&seq) = p.ids.get(id) {
+                    out.insert(*id, seq);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn lookup_ids_applied(&self, ids: &[Uuid]) -> Result<FxMap<Uuid, u64>> {
         if self.index_state().runs.is_empty() {
             return Ok(FxMap::default());
         }
@@ -402,6 +536,22 @@ impl Store {
 
     /// Current versions of streams (0 = no stream).
     pub(crate) fn lookup_versions<'a>(
+        &self,
+        streams: impl Iterator<Item = &'a str>,
+    ) -> Result<FxMap<&'a str, u64>> {
+        let mut out = self.lookup_versions_applied(streams)?;
+        if self.has_pending.load(Ordering::SeqCst) {
+            let p = lock(&self.pending);
+            for (s, v) in out.iter_mut() {
+                if let Some(&pv) = p.versions.get(*s) {
+                    *v = pv;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn lookup_versions_applied<'a>(
         &self,
         streams: impl Iterator<Item = &'a str>,
     ) -> Result<FxMap<&'a str, u64>> {
@@ -520,8 +670,19 @@ impl Store {
                 continue;
             }
             st.leader = true;
-            let target = self.commits.load(Ordering::SeqCst);
+            let synced = st.synced;
             drop(st);
+            // Concurrent appends are a few µs from writing their records: one fdatasync for
+            // all of them beats one each. Wait until every append in flight has written its
+            // record (a lone writer never waits), for at most GATHER.
+            let started = std::time::Instant::now();
+            while (self.commits.load(Ordering::SeqCst) - synced)
+                < self.in_flight.load(Ordering::SeqCst) as u64
+                && started.elapsed() < GATHER
+            {
+                std::thread::yield_now();
+            }
+            let target = self.commits.load(Ordering::SeqCst);
             let r = Journal::sync(&self.journal_sync);
             st = lock(&self.sync);
             st.leader = false;
@@ -541,7 +702,7 @@ impl Store {
 
     /// The published head.
     pub fn head(&self) -> Result<Head> {
-        let p = self.published();
+        let p = self.logical();
         Ok(Head {
             seq: p.head.seq,
             hash: p.head.hash,
@@ -560,6 +721,7 @@ impl Store {
 
     /// Up to 50 stream ids starting with `prefix`, in order (for unique-prefix resolution).
     pub fn streams_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        self.settle()?;
         let mut lo = vec![b's'];
         lo.extend_from_slice(prefix.as_bytes());
         let mut hi = lo.clone();
@@ -581,7 +743,7 @@ impl Store {
 
     /// Counters and sizes (no scans).
     pub fn stats(&self) -> Result<Stats> {
-        let p = self.published();
+        let p = self.logical();
         Ok(Stats {
             events: p.events,
             streams: p.streams,
@@ -671,6 +833,7 @@ impl Store {
     /// Streams the log from `from_seq` to `to_seq` (inclusive; default the head), one pack
     /// decompressed at a time.
     pub fn read_log(&self, from_seq: u64, to_seq: Option<u64>) -> LogIter<'_> {
+        let error = self.settle().err();
         let head = self.published().head.seq;
         let to = to_seq.map_or(head, |t| t.min(head));
         LogIter {
@@ -679,11 +842,13 @@ impl Store {
             to,
             buf: std::collections::VecDeque::new(),
             done: false,
+            error,
         }
     }
 
     /// The events of `stream` from version `from_version` (1-based; 0 or 1 = all), in order.
     pub fn read_stream(&self, stream: &str, from_version: u64) -> Result<Vec<StoredEvent>> {
+        self.settle()?;
         let head = self.published().head.seq;
         let lo = index::stream_entry(stream, from_version.max(1));
         let hi = index::stream_upper(stream);
@@ -723,6 +888,7 @@ impl Store {
 
     /// The event with this id, if stored.
     pub fn get_by_id(&self, id: Uuid) -> Result<Option<StoredEvent>> {
+        self.settle()?;
         let head = self.published().head.seq;
         match self.lookup_ids(&[id])?.get(&id) {
             Some(&seq) if seq >= 1 && seq <= head => Ok(Some(self.event_at(seq)?)),
@@ -732,6 +898,7 @@ impl Store {
 
     /// The greatest seq whose `recorded_at` ≤ `t` (0 if none): a binary search over pack headers.
     pub fn last_seq_known_at(&self, t: DateTime<Utc>) -> Result<u64> {
+        self.settle()?;
         let tm = t.timestamp_micros();
         let head = self.published().head.seq;
         let (mut lo, mut hi) = (1u64, head);
@@ -795,8 +962,12 @@ impl Store {
                 return Err(StoreError::InvalidStream { stream: s.clone() });
             }
         }
+        let in_flight = InFlight::enter(&self.in_flight);
         let mut guard = self.writer_lock()?;
-        let publ = self.published();
+        if self.pending_over_limit() {
+            self.apply_pending_locked()?;
+        }
+        let publ = self.logical();
 
         // Duplicates: in the store, then within the batch.
         let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
@@ -805,21 +976,10 @@ impl Store {
         let mut in_batch: FxMap<Uuid, usize> = FxMap::default();
         in_batch.reserve(events.len());
         let mut fresh = Vec::with_capacity(events.len());
-        let mut cache: Option<(u64, Vec<StoredEvent>)> = None;
         for (i, e) in events.iter().enumerate() {
             if let Some(&seq) = stored.get(&e.event_id) {
                 if seq >= 1 && seq <= publ.head.seq {
-                    let hit = matches!(&cache, Some((first, evs)) if seq >= *first && seq < *first + evs.len() as u64);
-                    if !hit {
-                        let (first, pv) = self
-                            .pack_containing(seq)?
-                            .ok_or_else(|| corrupt(seq, "no pack holds this seq"))?;
-                        cache = Some((first, self.decode_pack_value(first, &pv)?));
-                    }
-                    let old = cache
-                        .as_ref()
-                        .and_then(|(first, evs)| evs.get((seq - first) as usize))
-                        .ok_or_else(|| corrupt(seq, "pack does not reach this seq"))?;
+                    let old = self.event_locked(seq)?;
                     if old.body_tail() != &e.body[1..] {
                         return Err(StoreError::DuplicateEventId {
                             event_id: e.event_id,
@@ -898,15 +1058,23 @@ impl Store {
         };
         let recorded_at = codec::format_micros(rec_micros);
         let large = fresh.len() > self.large_batch_threshold;
-        let mut w = LogWriter::new(self, publ, self.index_state(), large, true)?;
+        let mut head = publ.head;
+        let mut built: Vec<PendingEvent> = Vec::with_capacity(fresh.len());
         let mut b = Vec::new();
+        let mut w = if large {
+            // A large append goes to sled directly, after the pending tail.
+            self.apply_pending_locked()?;
+            Some(LogWriter::new(self, publ, self.index_state(), true)?)
+        } else {
+            None
+        };
         for &i in &fresh {
             let e = &events[i];
             let v = versions
                 .get_mut(e.stream.as_str())
                 .ok_or_else(|| corrupt(0, "stream version missing"))?;
             *v += 1;
-            let seq = w.head.seq + 1;
+            let seq = head.seq + 1;
             codec::build_envelope(
                 &mut b,
                 seq,
@@ -914,7 +1082,7 @@ impl Store {
                 *v,
                 &recorded_at,
                 e.schema_version,
-                &w.head.hash,
+                &head.hash,
                 &e.body,
             );
             positions[i] = Some(Position {
@@ -922,21 +1090,43 @@ impl Store {
                 stream_version: *v,
                 duplicate: false,
             });
-            if let Err(err) = w.push(&b, &e.stream, *v, &e.event_id, rec_micros) {
-                drop(w);
-                return Err(self.fail_large(&mut guard, publ.head.seq, err, large));
+            match w.as_mut() {
+                Some(w) => {
+                    if let Err(err) = w.push(&b, &e.stream, *v, &e.event_id, rec_micros) {
+                        return Err(self.fail_large(&mut guard, publ.head.seq, err, true));
+                    }
+                    head = w.head;
+                }
+                None => {
+                    head.seq = seq;
+                    head.hash = codec::sha256(&b);
+                    head.rec_micros = rec_micros;
+                    built.push(PendingEvent {
+                        bytes: std::mem::take(&mut b),
+                        stream: e.stream.clone(),
+                        version: *v,
+                        id: e.event_id,
+                        rec_micros,
+                    });
+                }
             }
         }
-        let (new_pub, ticket) = match w.finish(new_streams) {
-            Ok(x) => x,
-            Err(err) => return Err(self.fail_large(&mut guard, publ.head.seq, err, large)),
+        let ticket = match w {
+            Some(w) => {
+                if let Err(err) = w.finish(new_streams) {
+                    return Err(self.fail_large(&mut guard, publ.head.seq, err, true));
+                }
+                if self.maybe_merge_runs().is_err() {
+                    // The append itself is published; a failed merge only leaves garbage.
+                    let _ = self.discard_leftovers(self.published().head.seq, true);
+                }
+                0
+            }
+            None => self.journal_append(publ, head, built, new_streams)?,
         };
-        if self.maybe_merge_runs().is_err() {
-            // The append itself is published; a failed merge only leaves garbage behind.
-            let _ = self.discard_leftovers(new_pub.head.seq, true);
-        }
         drop(guard);
         self.sync_through(ticket)?;
+        drop(in_flight);
 
         let positions = fill_batch_dups(events, positions, &in_batch);
         let appended = fresh.len() as u64;
@@ -945,10 +1135,62 @@ impl Store {
             positions,
             appended,
             first_seq: Some(publ.head.seq + 1),
-            last_seq: Some(new_pub.head.seq),
+            last_seq: Some(head.seq),
             clock_clamped,
             recorded_at: Some(recorded_at),
         })
+    }
+
+    fn pending_over_limit(&self) -> bool {
+        if !self.has_pending.load(Ordering::SeqCst) {
+            return false;
+        }
+        let p = lock(&self.pending);
+        p.events.len() >= PENDING_EVENTS || p.bytes >= PENDING_BYTES
+    }
+
+    /// A small append's second half (writer lock held): one journal record for `built`, then
+    /// the events join the pending tail. Returns the group-commit ticket to sync through.
+    fn journal_append(
+        &self,
+        start: Published,
+        head: HeadRec,
+        built: Vec<PendingEvent>,
+        new_streams: u64,
+    ) -> Result<u64> {
+        let mut payload = Vec::with_capacity(built.iter().map(|e| e.bytes.len() + 4).sum());
+        for e in &built {
+            payload.extend_from_slice(&(e.bytes.len() as u32).to_be_bytes());
+            payload.extend_from_slice(&e.bytes);
+        }
+        let mut j = lock(&self.journal);
+        if j.wants_checkpoint() {
+            // Everything journaled so far goes to sled durably; the journal restarts.
+            self.apply_pending_locked()?;
+            self.flush_and_fsync()?;
+            self.mark_all_synced();
+            j.restart();
+        }
+        j.write(start.head.seq + 1, built.len() as u32, &payload)?;
+        let ticket = self.next_ticket();
+        drop(j);
+        let mut p = lock(&self.pending);
+        if p.events.is_empty() {
+            p.state = self.published();
+        }
+        let first = start.head.seq + 1;
+        for (k, e) in built.iter().enumerate() {
+            p.ids.insert(e.id, first + k as u64);
+            p.versions.insert(e.stream.clone(), e.version);
+        }
+        p.bytes += payload.len();
+        p.new_streams += new_streams;
+        p.state.head = head;
+        p.state.events += built.len() as u64;
+        p.state.streams += new_streams;
+        p.events.extend(built);
+        self.has_pending.store(true, Ordering::SeqCst);
+        Ok(ticket)
     }
 
     /// After a failed write: remove leftovers past the published head, or poison the writer.
@@ -985,13 +1227,15 @@ impl Store {
     /// Test hook: the raw sled tree holding the log (packs, indexes, metadata).
     #[doc(hidden)]
     pub fn debug_raw_tree(&self) -> &sled::Tree {
+        let _ = self.settle();
         &self.log
     }
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
-        if self.flush_and_fsync().is_ok() {
+        // If the tail cannot be applied, the journal keeps it for the next open.
+        if self.settle().is_ok() && self.flush_and_fsync().is_ok() {
             let _ = lock(&self.journal).close_clean();
         }
         let key = self
@@ -1087,9 +1331,6 @@ pub(crate) struct LogWriter<'s> {
     entries: Vec<Entry>,
     sealed: Vec<PackBuilder>,
     wrote_pending: bool,
-    /// `len u32 ‖ B` of every pushed event, for the journal record of a small append (`None`:
-    /// large appends and journal replays are made durable by flushing sled instead).
-    journal: Option<Vec<u8>>,
 }
 
 impl<'s> LogWriter<'s> {
@@ -1098,7 +1339,6 @@ impl<'s> LogWriter<'s> {
         start: Published,
         index: Arc<IndexState>,
         large: bool,
-        journal: bool,
     ) -> Result<LogWriter<'s>> {
         let mut pack = PackBuilder::new(start.head.seq + 1);
         if !large && store.tail_rewrite_limit > 0 && start.head.seq > 0 {
@@ -1128,7 +1368,6 @@ impl<'s> LogWriter<'s> {
             entries: Vec::new(),
             sealed: Vec::new(),
             wrote_pending: false,
-            journal: (journal && !large).then(Vec::new),
         })
     }
 
@@ -1162,10 +1401,6 @@ impl<'s> LogWriter<'s> {
         self.head.hash = codec::sha256(b);
         self.head.rec_micros = rec_micros;
         self.pack.push(b, rec_micros);
-        if let Some(j) = self.journal.as_mut() {
-            j.extend_from_slice(&(b.len() as u32).to_be_bytes());
-            j.extend_from_slice(b);
-        }
         self.id_entries.push((*id.as_bytes(), self.head.seq));
         self.entries
             .push((index::stream_entry(stream, version), self.head.seq));
@@ -1190,9 +1425,9 @@ impl<'s> LogWriter<'s> {
     }
 
     /// Writes what is left, publishes the new head and run list, and updates the store's
-    /// in-memory state. Returns the new published state and the group-commit ticket the caller
-    /// must sync through.
-    pub(crate) fn finish(mut self, new_streams: u64) -> Result<(Published, u64)> {
+    /// in-memory state. Returns the new published state. A large write is durable when this
+    /// returns; a small one is not (its caller journals it or flushes sled).
+    pub(crate) fn finish(mut self, new_streams: u64) -> Result<Published> {
         if self.pack.count > 0 && self.pack.next_seq() > self.start.head.seq + 1 {
             self.seal_pack();
         }
@@ -1242,38 +1477,15 @@ impl<'s> LogWriter<'s> {
         batch.insert(index::K_RUNS, new_index.encode_list());
         batch.insert(codec::K_HEAD, &self.head.encode()[..]);
         batch.insert(codec::K_COUNTS, &codec::encode_counts(events, streams)[..]);
-        let ticket = match self.journal.take() {
-            Some(payload) => {
-                // The record goes first: if sled refuses the batch, the record is rewound and
-                // the next one overwrites it, so the journal never holds two records claiming
-                // the same seqs.
-                let mut j = lock(&self.store.journal);
-                if j.wants_checkpoint() {
-                    self.store.flush_and_fsync()?;
-                    self.store.mark_all_synced();
-                    j.restart();
-                }
-                let count = (self.head.seq - self.start.head.seq) as u32;
-                let at = j.write(self.start.head.seq + 1, count, &payload)?;
-                if let Err(e) = self.store.log.apply_batch(batch) {
-                    j.rewind(at);
-                    return Err(e.into());
-                }
-                self.store.next_ticket()
-            }
-            None => {
-                self.store.log.apply_batch(batch)?;
-                if self.large {
-                    // sled now holds everything durably, so the journal restarts: its records
-                    // must stay contiguous in seq, and this append's events are not in it.
-                    let mut j = lock(&self.store.journal);
-                    self.store.flush_and_fsync()?;
-                    self.store.mark_all_synced();
-                    j.restart();
-                }
-                0
-            }
-        };
+        self.store.log.apply_batch(batch)?;
+        if self.large {
+            // sled now holds everything durably, so the journal restarts: its records must
+            // stay contiguous in seq, and this append's events are not in it.
+            let mut j = lock(&self.store.journal);
+            self.store.flush_and_fsync()?;
+            self.store.mark_all_synced();
+            j.restart();
+        }
         let published = Published {
             head: self.head,
             events,
@@ -1281,7 +1493,7 @@ impl<'s> LogWriter<'s> {
         };
         self.store.set_index_state(new_index);
         self.store.set_published(published);
-        Ok((published, ticket))
+        Ok(published)
     }
 }
 
@@ -1339,6 +1551,8 @@ pub struct LogIter<'a> {
     to: u64,
     buf: std::collections::VecDeque<StoredEvent>,
     done: bool,
+    /// A failure to settle the pending tail, yielded first.
+    error: Option<StoreError>,
 }
 
 impl fmt::Debug for LogIter<'_> {
@@ -1404,6 +1618,10 @@ impl Iterator for LogIter<'_> {
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;
+        }
+        if let Some(e) = self.error.take() {
+            self.done = true;
+            return Some(Err(e));
         }
         if self.buf.is_empty() {
             if self.next > self.to {
