@@ -1224,6 +1224,12 @@ impl Store {
         self.replayed.load(Ordering::Relaxed)
     }
 
+    /// Diagnostics hook: the raw sled tree holding the views.
+    #[doc(hidden)]
+    pub fn debug_views_tree(&self) -> &sled::Tree {
+        &self.views
+    }
+
     /// Test hook: the raw sled tree holding the log (packs, indexes, metadata).
     #[doc(hidden)]
     pub fn debug_raw_tree(&self) -> &sled::Tree {

@@ -1,0 +1,48 @@
+//! Live bytes per kind of key, against the size of the sled file: where a store's space goes.
+//!
+//! `cargo run --release -p commitments-store --example store_space -- STORE_DIR`
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use commitments_store::{OpenOptions, Store};
+
+fn main() {
+    let dir = std::env::args().nth(1).expect("usage: store_space STORE_DIR");
+    let s = Store::open(
+        Path::new(&dir),
+        OpenOptions {
+            create: false,
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
+    let mut by: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    for (name, tree) in [("log", s.debug_raw_tree()), ("views", s.debug_views_tree())] {
+        for kv in tree.iter() {
+            let (k, v) = kv.unwrap();
+            let kind = match name {
+                // views: G ‖ gen u64 ‖ R|M ‖ key
+                "views" if k.len() > 9 && k[0] == b'G' => format!("views G…{}", k[9] as char),
+                _ => format!("{name} {}", k[0] as char),
+            };
+            let e = by.entry(kind).or_default();
+            e.0 += 1;
+            e.1 += k.len() as u64;
+            e.2 += v.len() as u64;
+        }
+    }
+    let file = std::fs::metadata(Path::new(&dir).join("db")).unwrap().len();
+    let mut live = 0;
+    println!("| keys of kind | count | key bytes | value bytes |");
+    println!("|---|---|---|---|");
+    for (kind, (n, kb, vb)) in &by {
+        live += kb + vb;
+        println!("| {kind} | {n} | {kb} | {vb} |");
+    }
+    println!(
+        "\nlive {live} B; sled file {file} B ({:.2}× live)",
+        file as f64 / live as f64
+    );
+}
