@@ -115,7 +115,9 @@ fn main() {
     if only_big {
         return;
     }
-    // Durable single appends vs plain file append + fdatasync.
+    // Durable single appends vs plain file append + fdatasync, after the earlier phases'
+    // dirty pages are written back (their writeback would queue in front of every fsync).
+    let _ = std::process::Command::new("sync").status();
     let dir3 = tempfile::tempdir().unwrap();
     {
         let mut o = OpenOptions::default();
