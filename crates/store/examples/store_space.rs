@@ -9,7 +9,9 @@ use std::path::Path;
 use commitments_store::{OpenOptions, Store};
 
 fn main() {
-    let dir = std::env::args().nth(1).expect("usage: store_space STORE_DIR");
+    let dir = std::env::args()
+        .nth(1)
+        .expect("usage: store_space STORE_DIR");
     let s = Store::open(
         Path::new(&dir),
         OpenOptions {

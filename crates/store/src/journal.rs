@@ -58,8 +58,9 @@ pub(crate) struct Record {
     pub payload: Vec<u8>,
 }
 
-/// The open journal file. Callers serialise writes (the store's writer mutex); `sync` may run
-/// concurrently with writes.
+/// The open journal file. Records are buffered by [`Self::write`] (under the store's writer
+/// mutex) and written out in one `write` by the group-commit leader ([`Self::write_out`]) just
+/// before its `fdatasync`, so concurrent appends cost one system call each, not two.
 #[derive(Debug)]
 pub(crate) struct Journal {
     file: File,
@@ -67,6 +68,9 @@ pub(crate) struct Journal {
     len: u64,
     /// Bytes of the file known to be allocated and zero-filled or written (its size).
     allocated: u64,
+    /// Records not yet written to the file, and the offset where they start.
+    buf: Vec<u8>,
+    buf_at: u64,
 }
 
 fn check(header: &[u8], payload: &[u8]) -> [u8; 8] {
@@ -94,6 +98,8 @@ impl Journal {
             file,
             len: 0,
             allocated,
+            buf: Vec::new(),
+            buf_at: 0,
         })
     }
 
@@ -146,24 +152,42 @@ impl Journal {
         self.len >= CHECKPOINT_AT
     }
 
-    /// Writes one record (not yet durable: see [`Self::sync`]).
+    /// Buffers one record (neither written nor durable: see [`Self::write_out`] and
+    /// [`Self::sync`]).
     pub(crate) fn write(&mut self, first_seq: u64, count: u32, payload: &[u8]) -> Result<()> {
         let start = self.len;
         let end = start + (HEADER + payload.len()) as u64;
         if end > self.allocated {
+            // Zeros go past `allocated`; every buffered record lies below it.
             self.grow(end)?;
         }
-        let mut rec = Vec::with_capacity(HEADER + payload.len());
-        rec.extend_from_slice(&MAGIC);
-        rec.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        rec.extend_from_slice(&first_seq.to_be_bytes());
-        rec.extend_from_slice(&count.to_be_bytes());
-        let c = check(&rec, payload);
-        rec.extend_from_slice(&c);
-        rec.extend_from_slice(payload);
-        self.file.seek(SeekFrom::Start(start))?;
-        self.file.write_all(&rec)?;
+        if self.buf.is_empty() {
+            self.buf_at = start;
+        }
+        let at = self.buf.len();
+        self.buf.extend_from_slice(&MAGIC);
+        self.buf
+            .extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        self.buf.extend_from_slice(&first_seq.to_be_bytes());
+        self.buf.extend_from_slice(&count.to_be_bytes());
+        let c = check(&self.buf[at..], payload);
+        self.buf.extend_from_slice(&c);
+        self.buf.extend_from_slice(payload);
         self.len = end;
+        Ok(())
+    }
+
+    /// Writes the buffered records to the file (one `write`; not yet durable).
+    pub(crate) fn write_out(&mut self) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.file.seek(SeekFrom::Start(self.buf_at))?;
+        self.file.write_all(&self.buf)?;
+        self.buf.clear();
+        if self.buf.capacity() > 4 << 20 {
+            self.buf = Vec::new();
+        }
         Ok(())
     }
 
@@ -195,9 +219,11 @@ impl Journal {
         Ok(self.file.try_clone()?)
     }
 
-    /// After sled was flushed and fsynced through the head: later records start at offset 0.
+    /// After sled was flushed and fsynced through the head: later records start at offset 0,
+    /// and buffered ones are no longer needed.
     pub(crate) fn restart(&mut self) {
         self.len = 0;
+        self.buf.clear();
     }
 
     /// On a clean close (sled flushed and fsynced): invalidates the first record so the next
@@ -213,6 +239,7 @@ impl Journal {
         }
         self.file.sync_all()?;
         self.len = 0;
+        self.buf.clear();
         Ok(())
     }
 }

@@ -682,11 +682,17 @@ impl Store {
             {
                 std::thread::yield_now();
             }
-            let target = self.commits.load(Ordering::SeqCst);
-            let r = Journal::sync(&self.journal_sync);
+            // Under the journal lock every ticket up to `target` is buffered or written, and
+            // no checkpoint can restart the journal between the write and its offset.
+            let r = {
+                let mut j = lock(&self.journal);
+                let target = self.commits.load(Ordering::SeqCst);
+                j.write_out().map(|()| target)
+            };
+            let r = r.and_then(|target| Journal::sync(&self.journal_sync).map(|()| target));
             st = lock(&self.sync);
             st.leader = false;
-            if r.is_ok() {
+            if let Ok(target) = r {
                 st.synced = st.synced.max(target);
             }
             self.sync_cv.notify_all();
