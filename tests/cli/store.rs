@@ -182,9 +182,9 @@ fn verify_names_the_first_bad_seq_and_exits_5_after_tampering() {
             .next()
             .expect("a pack")
             .expect("read");
-        assert_eq!(v[0], 1, "packs are lz4-compressed");
+        assert_eq!(v[0], 2, "packs are zstd-compressed");
         let raw_len = u32::from_be_bytes(v[5..9].try_into().expect("4 bytes")) as usize;
-        let raw = lz4_flex::block::decompress(&v[27..], raw_len).expect("decompress");
+        let raw = zstd::bulk::decompress(&v[27..], raw_len).expect("decompress");
         // The same length, one letter changed: the pack still decodes, the chain does not.
         let at = raw
             .windows(6)

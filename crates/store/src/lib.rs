@@ -27,7 +27,7 @@
 //! - `Mpending` → present while a large append, restore or index merge is writing past the
 //!   published state;
 //! - `P ‖ first_seq u64 BE` → a **pack**: many consecutive events. Header (27 bytes):
-//!   `codec u8 (0 none, 1 lz4) ‖ count u32 ‖ raw_len u32 ‖ first_recorded_at i64 µs ‖
+//!   `codec u8 (0 none, 1 lz4 (read only), 2 zstd) ‖ count u32 ‖ raw_len u32 ‖ first_recorded_at i64 µs ‖
 //!   last_recorded_at i64 µs ‖ extra_parts u16`, then the payload; raw payload = per event
 //!   `len u32 BE ‖ B`. A pack closes at 64 KiB raw; a sled value never exceeds 60 KiB, the
 //!   remainder of a bigger compressed payload (a single huge event) goes to

@@ -49,10 +49,11 @@ impl std::hash::Hasher for FxHasher {
 pub(crate) type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 
 /// The store format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
-/// Older format versions this build opens and upgrades in place (version 1 had no journal; a
-/// version-1 store is a valid version-2 store with an empty journal).
-const UPGRADABLE_FROM: &[u32] = &[1];
+pub const FORMAT_VERSION: u32 = 3;
+/// Older format versions this build opens and upgrades in place: version 1 had no journal
+/// (a version-1 store is a valid store with an empty journal) and versions 1 and 2 wrote LZ4
+/// packs, which are still read; new packs are zstd.
+const UPGRADABLE_FROM: &[u32] = &[1, 2];
 
 /// sled segment size (fixed when a store is created; recorded in sled's `conf`).
 const SEGMENT_SIZE: usize = 8 << 20;
