@@ -159,9 +159,22 @@ pub fn merge_sources(sources: &mut Vec<String>, add: &[Evidence]) {
 #[derive(Debug)]
 pub struct Rows<T> {
     ns: String,
-    cache: HashMap<String, Option<T>>,
-    original: HashMap<String, Option<T>>,
+    /// Rows by id (boxed: the map's spare capacity then costs a pointer per slot, not a row).
+    cache: HashMap<String, Option<Box<T>>>,
+    /// The committed value of each row changed since the last commit (boxed: most rows of a
+    /// rebuild are new, and `None` then costs a pointer, not a whole row).
+    original: HashMap<String, Option<Box<T>>>,
     index: fn(&str, &T) -> Vec<Vec<u8>>,
+    /// Keep every row cached across commits (no [`ROW_CACHE_LIMIT`]): the caller bounds
+    /// memory itself, with [`Rows::approx_bytes`] and [`Rows::evict`].
+    keep_all: bool,
+    /// The namespace holds no row yet (a full build into a dropped namespace, before its first
+    /// write): reads need not ask the store.
+    store_empty: bool,
+    /// Encoded length of sampled rows: (rows, bytes).
+    sampled: (u64, u64),
+    /// Rows put so far (every [`SAMPLE_EVERY`]th is sampled).
+    puts: u64,
 }
 
 /// Row changes for the store: `(key, Some(value))` to write, `(key, None)` to delete.
@@ -183,7 +196,34 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
             cache: HashMap::new(),
             original: HashMap::new(),
             index,
+            keep_all: false,
+            store_empty: false,
+            sampled: (0, 0),
+            puts: 0,
         }
+    }
+
+    /// Keeps every row cached across commits, for a full build into an empty (just dropped)
+    /// namespace that bounds memory itself.
+    pub fn keep_all(mut self) -> Self {
+        self.keep_all = true;
+        self.store_empty = true;
+        self
+    }
+
+    /// An estimate of the memory the cached rows take, in bytes: the rows times the average
+    /// encoded length of sampled rows plus the per-entry overhead of the typed row and maps.
+    pub fn approx_bytes(&self) -> u64 {
+        let (n, bytes) = self.sampled;
+        let avg = bytes.checked_div(n).unwrap_or(0);
+        let entry = (std::mem::size_of::<T>() + ROW_ENTRY_OVERHEAD) as u64;
+        self.cache.len() as u64 * (avg + entry)
+    }
+
+    /// Drops every cached row (call only with no uncommitted change).
+    pub fn evict(&mut self) {
+        debug_assert!(self.original.is_empty());
+        self.cache = HashMap::new();
     }
 
     /// The namespace.
@@ -196,13 +236,14 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
             return Ok(());
         }
         let row = match store {
+            Some(_) if self.store_empty => None,
             Some(s) => match s.view_get(&self.ns, &row_key(id))? {
-                Some(bytes) => Some(serde_json::from_slice::<T>(&bytes).map_err(|e| {
-                    ProjectionError::Decode {
+                Some(bytes) => Some(Box::new(serde_json::from_slice::<T>(&bytes).map_err(
+                    |e| ProjectionError::Decode {
                         seq: 0,
                         reason: format!("view {} row {id}: {e}", self.ns),
-                    }
-                })?),
+                    },
+                )?)),
                 None => None,
             },
             None => None,
@@ -214,7 +255,11 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
     /// Remembers the committed value of `id` the first time it changes in a batch.
     fn dirty(&mut self, id: &str) {
         if !self.original.contains_key(id) {
-            let committed = self.cache.get(id).cloned().flatten();
+            let committed = self
+                .cache
+                .get(id)
+                .and_then(Option::as_deref)
+                .map(|r| Box::new(r.clone()));
             self.original.insert(id.to_owned(), committed);
         }
     }
@@ -222,7 +267,7 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
     /// The row for `id`.
     pub fn get(&mut self, store: Option<&Store>, id: &str) -> Result<Option<&T>> {
         self.load(store, id)?;
-        Ok(self.cache.get(id).and_then(|r| r.as_ref()))
+        Ok(self.cache.get(id).and_then(Option::as_deref))
     }
 
     /// The row for `id`, mutable (marks it changed).
@@ -231,14 +276,30 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
         if self.cache.get(id).is_some_and(|r| r.is_some()) {
             self.dirty(id);
         }
-        Ok(self.cache.get_mut(id).and_then(|r| r.as_mut()))
+        Ok(self.cache.get_mut(id).and_then(Option::as_deref_mut))
     }
 
     /// Sets (or with `None` deletes) the row for `id`.
     pub fn put(&mut self, store: Option<&Store>, id: &str, row: Option<T>) -> Result<()> {
         self.load(store, id)?;
         self.dirty(id);
-        self.cache.insert(id.to_owned(), row);
+        if let Some(r) = &row {
+            if self.keep_all && self.puts % SAMPLE_EVERY == 0 {
+                let mut w = ByteCount(0);
+                if serde_json::to_writer(&mut w, r).is_ok() {
+                    self.sampled.0 += 1;
+                    self.sampled.1 += w.0;
+                }
+            }
+            self.puts += 1;
+        }
+        let row = row.map(Box::new);
+        match self.cache.get_mut(id) {
+            Some(slot) => *slot = row,
+            None => {
+                self.cache.insert(id.to_owned(), row);
+            }
+        }
         Ok(())
     }
 
@@ -246,10 +307,11 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
     pub fn cached(&self) -> impl Iterator<Item = (&String, &T)> {
         self.cache
             .iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+            .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
     }
 
-    /// The changed rows and index entries as store changes, in key order; clears the cache.
+    /// The changed rows and index entries as store changes, in key order. Clears the cache
+    /// when it holds more than [`ROW_CACHE_LIMIT`] rows (unless [`Rows::keep_all`]).
     ///
     /// Index entries are grouped into bucket rows (`i` + index key + bucket, value: the sorted
     /// ids, one per line), [`INDEX_BUCKETS`] per index value, so a batch touches a few
@@ -257,77 +319,132 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
     /// without a store (in-memory folds) no index is kept.
     pub fn take_changes(&mut self, store: Option<&Store>) -> Result<Changes> {
         let mut out = Vec::new();
+        self.take_changes_chunked(store, usize::MAX, &mut |mut c| {
+            out.append(&mut c);
+            Ok(())
+        })?;
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// [`Rows::take_changes`] handed to `sink` in chunks of at most `chunk` changes (each in
+    /// key order: the rows, then the index buckets), so that encoding every row of a large
+    /// view does not hold all of them in memory at once. The chunks are separate commits,
+    /// not one atomic change: only for namespaces a crash discards.
+    pub fn take_changes_chunked(
+        &mut self,
+        store: Option<&Store>,
+        chunk: usize,
+        sink: &mut dyn FnMut(Changes) -> Result<()>,
+    ) -> Result<()> {
+        let chunk = chunk.max(1);
+        let store_empty = self.store_empty;
+        let mut wrote = false;
+        let mut sink = |changes: Changes| -> Result<()> {
+            wrote |= !changes.is_empty();
+            sink(changes)
+        };
+        let index = self.index;
+        let mut dirty: Vec<(String, Option<Box<T>>)> = self.original.drain().collect();
+        dirty.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         // bucket row key -> (ids to remove, ids to add)
-        let mut buckets: BTreeMap<Vec<u8>, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
-        let dirty: Vec<(String, Option<T>)> = self.original.drain().collect();
-        for (id, orig) in dirty {
-            let row = self.cache.get(&id).cloned().flatten();
-            if orig.as_ref() == row.as_ref() {
+        let mut buckets: BTreeMap<Vec<u8>, (BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();
+        let mut out: Changes = Vec::new();
+        for (id, orig) in &dirty {
+            let orig = orig.as_deref();
+            let row = self.cache.get(id).and_then(Option::as_deref);
+            if orig == row {
                 continue;
             }
             let old_keys: BTreeSet<Vec<u8>> = orig
-                .as_ref()
-                .map(|o| (self.index)(&id, o).into_iter().collect())
+                .map(|o| index(id, o).into_iter().collect())
                 .unwrap_or_default();
             let new_keys: BTreeSet<Vec<u8>> = row
-                .as_ref()
-                .map(|r| (self.index)(&id, r).into_iter().collect())
+                .map(|r| index(id, r).into_iter().collect())
                 .unwrap_or_default();
             for k in old_keys.difference(&new_keys) {
-                buckets
-                    .entry(bucket_key(k, &id))
-                    .or_default()
-                    .0
-                    .insert(id.clone());
+                buckets.entry(bucket_key(k, id)).or_default().0.insert(id);
             }
             for k in new_keys.difference(&old_keys) {
-                buckets
-                    .entry(bucket_key(k, &id))
-                    .or_default()
-                    .1
-                    .insert(id.clone());
+                buckets.entry(bucket_key(k, id)).or_default().1.insert(id);
             }
-            match &row {
+            match row {
                 Some(r) => {
                     let bytes = serde_json::to_vec(r).map_err(|e| ProjectionError::Decode {
                         seq: 0,
                         reason: format!("cannot encode row {id}: {e}"),
                     })?;
-                    out.push((row_key(&id), Some(bytes)));
+                    out.push((row_key(id), Some(bytes)));
                 }
-                None => out.push((row_key(&id), None)),
+                None => out.push((row_key(id), None)),
             }
-        }
-        // Clean rows stay cached for the next batch (a commitment's events are spread over the
-        // log), up to a bound that keeps memory flat on large logs.
-        if self.cache.len() > ROW_CACHE_LIMIT {
-            self.cache.clear();
+            if out.len() >= chunk {
+                sink(std::mem::take(&mut out))?;
+            }
         }
         if let Some(store) = store {
             for (key, (del, add)) in buckets {
-                let mut ids: BTreeSet<String> = match store.view_get(&self.ns, &key)? {
+                let stored = match store_empty {
+                    true => None,
+                    false => store.view_get(&self.ns, &key)?,
+                };
+                let mut ids: BTreeSet<String> = match stored {
                     Some(v) => String::from_utf8_lossy(&v)
                         .lines()
                         .map(str::to_owned)
                         .collect(),
                     None => BTreeSet::new(),
                 };
-                for d in &del {
+                for d in del {
                     ids.remove(d);
                 }
-                ids.extend(add);
+                ids.extend(add.into_iter().map(str::to_owned));
                 if ids.is_empty() {
                     out.push((key, None));
                 } else {
                     let v: Vec<&str> = ids.iter().map(String::as_str).collect();
                     out.push((key, Some(v.join("\n").into_bytes())));
                 }
+                if out.len() >= chunk {
+                    sink(std::mem::take(&mut out))?;
+                }
             }
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
+        drop(dirty);
+        // Clean rows stay cached for the next batch (a commitment's events are spread over the
+        // log), up to a bound that keeps memory flat on large logs.
+        if !self.keep_all && self.cache.len() > ROW_CACHE_LIMIT {
+            self.cache.clear();
+        }
+        if !out.is_empty() {
+            sink(out)?;
+        }
+        if wrote && store.is_some() {
+            self.store_empty = false;
+        }
+        Ok(())
     }
 }
+
+/// Counts the bytes written to it.
+struct ByteCount(u64);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Rows put between two samples of the encoded row length.
+const SAMPLE_EVERY: u64 = 64;
+
+/// Bytes a cached row costs besides its typed value and its encoded length: the id (key and
+/// heap), the hash map slots, allocator rounding. Measured on the benchmark workload.
+const ROW_ENTRY_OVERHEAD: usize = 64;
 
 /// Rows a backed view keeps cached between batches.
 pub const ROW_CACHE_LIMIT: usize = 100_000;

@@ -388,7 +388,7 @@ impl Tracker {
     /// each in atomically. Reports digests before and after and how many rows changed.
     pub fn rebuild(&self, names: &[&str], progress: &dyn Fn(u64)) -> Result<Vec<RebuildReport>> {
         let head = self.store.head()?.seq;
-        let mut set = ViewSet::new(".rebuild");
+        let mut set = ViewSet::shadow(".rebuild");
         let mut chosen = [false; 4];
         for (i, (name, _)) in VIEWS.iter().enumerate() {
             chosen[i] = names.is_empty() || names.contains(name);
@@ -398,7 +398,8 @@ impl Tracker {
             }
         }
         // A rebuild writes into a shadow namespace that a crash simply discards (the next rebuild
-        // drops it first), so it can commit in larger batches than a catch-up.
+        // drops it first), so it keeps its rows in memory and writes each once at the end (see
+        // `ViewSet::shadow`); `batch` only paces the progress reports.
         let batch = self.view_batch.saturating_mul(5);
         let events = run(
             &self.store,
@@ -1123,7 +1124,7 @@ impl Tracker {
             return Ok(out);
         }
         let head = self.store.head()?.seq;
-        let mut set = ViewSet::new(".verify");
+        let mut set = ViewSet::shadow(".verify");
         for i in 0..4 {
             self.store.view_drop(set.ns(i))?;
         }

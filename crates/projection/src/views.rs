@@ -475,6 +475,11 @@ pub struct ViewSet {
     pub from: [Option<u64>; 4],
     /// Per view: the version its namespace is written with.
     pub versions: [u32; 4],
+    /// A full build into shadow namespaces (see [`ViewSet::shadow`]).
+    pub full_build: bool,
+    /// A full build's budget for cached rows, in estimated bytes (default
+    /// [`SHADOW_ROW_BUDGET`]).
+    pub row_budget: u64,
 }
 
 impl ViewSet {
@@ -501,7 +506,80 @@ impl ViewSet {
                 DocumentsView::VERSION,
                 SourcesView::VERSION,
             ],
+            full_build: false,
+            row_budget: SHADOW_ROW_BUDGET,
         }
+    }
+
+    /// Rows over shadow namespaces `<view><suffix>` that a full build (a rebuild, a verify)
+    /// fills from seq 1 and a crash simply discards: [`run`] keeps every row in memory while
+    /// they fit in [`SHADOW_ROW_BUDGET`] and writes each row once at the end, in key order
+    /// and in chunks, instead of re-writing every row that changed in each batch (a
+    /// commitment's events are spread over the whole log). Over the budget, the rows are
+    /// written and dropped from memory, and read back as later events need them. The
+    /// namespaces must be empty (dropped) to start with.
+    pub fn shadow(suffix: &str) -> ViewSet {
+        let mut set = ViewSet::new(suffix);
+        set.commitments = set.commitments.keep_all();
+        set.calls = set.calls.keep_all();
+        set.documents = set.documents.keep_all();
+        set.sources = set.sources.keep_all();
+        set.full_build = true;
+        set
+    }
+
+    /// An estimate of the memory the cached rows of every view take, in bytes.
+    pub fn approx_bytes(&self) -> u64 {
+        self.commitments.approx_bytes()
+            + self.calls.approx_bytes()
+            + self.documents.approx_bytes()
+            + self.sources.approx_bytes()
+    }
+
+    /// Writes every view's changes in chunks of [`SHADOW_CHUNK`] (separate commits: for shadow
+    /// namespaces only), then its checkpoint `seq`; with `evict`, drops the cached rows.
+    pub fn write_shadow(&mut self, store: &Store, seq: u64, evict: bool) -> Result<()> {
+        for i in 0..4 {
+            let Some(from) = self.from[i] else { continue };
+            let ns = self.ns(i).to_owned();
+            let version = self.versions[i];
+            let mut wrote = false;
+            let mut sink = |changes: Changes| -> Result<()> {
+                if !changes.is_empty() {
+                    // The rows before the last chunk are in, the checkpoint not yet.
+                    store.view_commit(&ns, &changes, from, version)?;
+                    wrote = true;
+                }
+                Ok(())
+            };
+            match i {
+                0 => self
+                    .commitments
+                    .take_changes_chunked(Some(store), SHADOW_CHUNK, &mut sink)?,
+                1 => self
+                    .calls
+                    .take_changes_chunked(Some(store), SHADOW_CHUNK, &mut sink)?,
+                2 => self
+                    .documents
+                    .take_changes_chunked(Some(store), SHADOW_CHUNK, &mut sink)?,
+                _ => self
+                    .sources
+                    .take_changes_chunked(Some(store), SHADOW_CHUNK, &mut sink)?,
+            }
+            if seq > from || wrote {
+                store.view_commit(&ns, &[], seq.max(from), version)?;
+                self.from[i] = Some(seq.max(from));
+            }
+            if evict {
+                match i {
+                    0 => self.commitments.evict(),
+                    1 => self.calls.evict(),
+                    2 => self.documents.evict(),
+                    _ => self.sources.evict(),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The namespace of view `i`.
@@ -556,8 +634,37 @@ impl ViewSet {
 /// Events applied between two commits of a catch-up or rebuild.
 pub const BATCH_EVENTS: u64 = 20_000;
 
+/// Estimated bytes of cached rows above which a full build writes its rows out and drops
+/// them from memory (checked every [`SHADOW_CHECK_EVENTS`]).
+pub const SHADOW_ROW_BUDGET: u64 = 192 * 1024 * 1024;
+
+/// Events between two checks of a full build's row memory.
+const SHADOW_CHECK_EVENTS: u64 = 4_096;
+
+/// Changes per store commit when a full build writes its rows.
+/// Small, because sled keeps every page a batch replaces until the batch ends: measured on
+/// 1M events, 8,192 changes per commit peaked 350 MiB above 128.
+const SHADOW_CHUNK: usize = 256;
+
+/// Events the reader thread decodes per chunk it hands to the applying thread.
+const READ_CHUNK: usize = 512;
+
+/// Chunks the reader thread may decode ahead of the applying thread (bounds memory).
+const READ_AHEAD: usize = 8;
+
+/// Below this many events `run` reads and decodes on the calling thread (a thread is not
+/// worth starting for the few events of a typical catch-up).
+const PIPELINE_MIN_EVENTS: u64 = 4_096;
+
 /// Catches `set` up from its per-view checkpoints to `to`, committing every `batch` events
 /// (each view's rows with its checkpoint, atomically). Returns how many events were read.
+/// A full build ([`ViewSet::shadow`]) reports progress every `batch` events but writes its
+/// rows once at the end (or when they outgrow [`SHADOW_ROW_BUDGET`]).
+///
+/// On large ranges the log is read and decoded on a second thread while this one applies
+/// (the two take about the same time); events are still applied, and errors reported, in
+/// log order: the reader stops at its first error and hands it over after the events before
+/// it.
 pub fn run(
     store: &Store,
     set: &mut ViewSet,
@@ -576,20 +683,106 @@ pub fn run(
         upcasters,
         log_complete: true,
     };
-    let mut n = 0u64;
-    let mut last = start;
-    for se in store.read_log(start + 1, Some(to)) {
-        let se = se?;
-        let rec = decode(&se, upcasters)?;
-        set.apply(&rec, &env)?;
-        n += 1;
-        last = rec.seq;
-        if n % batch == 0 {
-            set.commit(store, last)?;
-            progress(n);
+    let mut applier = Applier {
+        set,
+        env: &env,
+        store,
+        batch,
+        progress,
+        n: 0,
+        last: start,
+    };
+    if to - start < PIPELINE_MIN_EVENTS {
+        for se in store.read_log(start + 1, Some(to)) {
+            applier.apply(decode(&se?, upcasters)?)?;
         }
+    } else {
+        std::thread::scope(|s| -> Result<()> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Recorded>>>(READ_AHEAD);
+            s.spawn(move || read_decoded(store, start + 1, to, upcasters, &tx));
+            // `rx` is dropped when this returns (also on an error), which stops the reader.
+            for chunk in rx {
+                for rec in chunk? {
+                    applier.apply(rec)?;
+                }
+            }
+            Ok(())
+        })?;
     }
-    set.commit(store, last.max(to))?;
+    let Applier { set, n, last, .. } = applier;
+    if set.full_build {
+        // Evict: the caller goes on to compare and swap namespaces, which needs the memory.
+        set.write_shadow(store, last.max(to), true)?;
+    } else {
+        set.commit(store, last.max(to))?;
+    }
     progress(n);
     Ok(n)
+}
+
+/// The reader thread of [`run`]: reads and decodes `from..=to` in chunks; stops at the first
+/// error (sent after the events before it) or when the receiver is gone.
+fn read_decoded(
+    store: &Store,
+    from: u64,
+    to: u64,
+    upcasters: &Upcasters,
+    tx: &std::sync::mpsc::SyncSender<Result<Vec<Recorded>>>,
+) {
+    let mut chunk = Vec::with_capacity(READ_CHUNK);
+    for se in store.read_log(from, Some(to)) {
+        match se
+            .map_err(ProjectionError::from)
+            .and_then(|se| decode(&se, upcasters))
+        {
+            Ok(rec) => chunk.push(rec),
+            Err(e) => {
+                if !chunk.is_empty() && tx.send(Ok(chunk)).is_err() {
+                    return;
+                }
+                let _ = tx.send(Err(e));
+                return;
+            }
+        }
+        if chunk.len() == READ_CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(READ_CHUNK));
+            if tx.send(Ok(full)).is_err() {
+                return;
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = tx.send(Ok(chunk));
+    }
+}
+
+/// The applying side of [`run`]: applies events in order and commits every `batch`.
+struct Applier<'a, 'e> {
+    set: &'a mut ViewSet,
+    env: &'a Env<'e>,
+    store: &'a Store,
+    batch: u64,
+    progress: &'a dyn Fn(u64),
+    n: u64,
+    last: u64,
+}
+
+impl Applier<'_, '_> {
+    fn apply(&mut self, rec: Recorded) -> Result<()> {
+        self.set.apply(&rec, self.env)?;
+        self.n += 1;
+        self.last = rec.seq;
+        if self.set.full_build {
+            if self.n % SHADOW_CHECK_EVENTS == 0 && self.set.approx_bytes() > self.set.row_budget {
+                self.set.write_shadow(self.store, self.last, true)?;
+            }
+            if self.n % self.batch == 0 {
+                (self.progress)(self.n);
+            }
+        } else if self.n % self.batch == 0 {
+            self.set.commit(self.store, self.last)?;
+            (self.progress)(self.n);
+        }
+        Ok(())
+    }
 }
