@@ -20,7 +20,7 @@ fn main() {
         },
     )
     .unwrap();
-    let mut by: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    let mut by: BTreeMap<String, (u64, u64, u64, u64)> = BTreeMap::new();
     for (name, tree) in [("log", s.debug_raw_tree()), ("views", s.debug_views_tree())] {
         for kv in tree.iter() {
             let (k, v) = kv.unwrap();
@@ -33,15 +33,17 @@ fn main() {
             e.0 += 1;
             e.1 += k.len() as u64;
             e.2 += v.len() as u64;
+            // What each value would take compressed on its own (zstd level 1).
+            e.3 += zstd::bulk::compress(&v, 1).map_or(v.len(), |c| c.len().min(v.len())) as u64;
         }
     }
     let file = std::fs::metadata(Path::new(&dir).join("db")).unwrap().len();
     let mut live = 0;
-    println!("| keys of kind | count | key bytes | value bytes |");
-    println!("|---|---|---|---|");
-    for (kind, (n, kb, vb)) in &by {
+    println!("| keys of kind | count | key bytes | value bytes | values zstd-1 one by one |");
+    println!("|---|---|---|---|---|");
+    for (kind, (n, kb, vb, zb)) in &by {
         live += kb + vb;
-        println!("| {kind} | {n} | {kb} | {vb} |");
+        println!("| {kind} | {n} | {kb} | {vb} | {zb} |");
     }
     println!(
         "\nlive {live} B; sled file {file} B ({:.2}× live)",

@@ -123,7 +123,7 @@ thread_local! {
 }
 
 /// zstd-compresses `raw` with a per-thread context; `None` if zstd fails.
-fn zstd_compress(raw: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn zstd_compress(raw: &[u8]) -> Option<Vec<u8>> {
     ZSTD_C.with(|c| {
         let mut c = c.borrow_mut();
         if c.is_none() {
@@ -133,7 +133,7 @@ fn zstd_compress(raw: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
-fn zstd_decompress(payload: &[u8], raw_len: usize) -> Result<Vec<u8>, String> {
+pub(crate) fn zstd_decompress(payload: &[u8], raw_len: usize) -> Result<Vec<u8>, String> {
     ZSTD_D.with(|d| {
         let mut d = d.borrow_mut();
         if d.is_none() {

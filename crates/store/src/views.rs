@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::codec::{self, be_u64};
-use crate::error::{Result, StoreError};
+use crate::error::{corrupt, Result, StoreError};
 use crate::store::{lock, Store};
 use crate::types::ViewMeta;
 
@@ -159,6 +159,62 @@ fn bad_view(ns: &str, what: &str) -> StoreError {
     }
 }
 
+/// Row values of at least this many bytes are stored zstd-compressed when that is smaller.
+const ROW_COMPRESS_MIN: usize = 128;
+/// Stored row value tags (a value whose first byte is neither is stored as is: JSON rows and
+/// id lists never start with 0x00 or 0x01).
+const ROW_ZSTD: u8 = 0;
+const ROW_RAW_ESCAPED: u8 = 1;
+
+/// How a row value is stored: `0x00 ‖ raw_len u32 BE ‖ zstd frame` when that is smaller, else
+/// as is (`0x01 ‖ value` when the value itself starts with 0x00 or 0x01). Digests are over the
+/// values, not their stored form. Format 1 and 2 stores hold raw values only, which decode as is.
+fn encode_row(v: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use std::borrow::Cow;
+    if v.len() >= ROW_COMPRESS_MIN {
+        if let Some(z) = codec::zstd_compress(v) {
+            if z.len() + 5 < v.len() {
+                let mut out = Vec::with_capacity(z.len() + 5);
+                out.push(ROW_ZSTD);
+                out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                out.extend_from_slice(&z);
+                return Cow::Owned(out);
+            }
+        }
+    }
+    match v.first() {
+        Some(&(ROW_ZSTD | ROW_RAW_ESCAPED)) => {
+            let mut out = Vec::with_capacity(v.len() + 1);
+            out.push(ROW_RAW_ESCAPED);
+            out.extend_from_slice(v);
+            Cow::Owned(out)
+        }
+        _ => Cow::Borrowed(v),
+    }
+}
+
+/// The value of a stored row.
+fn decode_row(stored: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    match stored.first() {
+        Some(&ROW_ZSTD) => {
+            let len = stored
+                .get(1..5)
+                .map(codec::be_u32)
+                .ok_or_else(|| "truncated compressed row".to_string())?;
+            if len > 64 << 20 {
+                return Err(format!("compressed row claims {len} bytes"));
+            }
+            let raw = codec::zstd_decompress(&stored[5..], len as usize)?;
+            if raw.len() != len as usize {
+                return Err("compressed row has the wrong length".into());
+            }
+            Ok(raw)
+        }
+        Some(&ROW_RAW_ESCAPED) => Ok(stored[1..].to_vec()),
+        _ => Ok(stored.to_vec()),
+    }
+}
+
 /// Iterator over a view's rows in key order, keys without the store's prefix.
 pub struct ViewScan {
     iter: Option<sled::Iter>,
@@ -182,7 +238,13 @@ impl Iterator for ViewScan {
         }
         let it = self.iter.as_mut()?;
         match it.next()? {
-            Ok((k, v)) => Some(Ok((k[self.strip..].to_vec(), v.to_vec()))),
+            Ok((k, v)) => match decode_row(&v) {
+                Ok(v) => Some(Ok((k[self.strip..].to_vec(), v))),
+                Err(d) => {
+                    self.iter = None;
+                    Some(Err(corrupt(0, format!("damaged view row: {d}"))))
+                }
+            },
             Err(e) => {
                 self.iter = None;
                 Some(Err(e.into()))
@@ -220,7 +282,12 @@ impl Store {
     /// One row.
     pub fn view_get(&self, ns: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.view_gen(ns)? {
-            Some(g) => Ok(self.views.get(row_key(g, key))?.map(|v| v.to_vec())),
+            Some(g) => match self.views.get(row_key(g, key))? {
+                Some(v) => Ok(Some(
+                    decode_row(&v).map_err(|d| bad_view(ns, &format!("damaged row: {d}")))?,
+                )),
+                None => Ok(None),
+            },
             None => Ok(None),
         }
     }
@@ -295,7 +362,12 @@ impl Store {
             let rk = row_key(gen, k);
             let old: Option<Vec<u8>> = match overlay.get(k.as_slice()) {
                 Some(o) => o.map(|x| x.to_vec()),
-                None => self.views.get(&rk)?.map(|x| x.to_vec()),
+                None => match self.views.get(&rk)? {
+                    Some(x) => Some(
+                        decode_row(&x).map_err(|d| bad_view(ns, &format!("damaged row: {d}")))?,
+                    ),
+                    None => None,
+                },
             };
             if let Some(o) = &old {
                 sub_lanes(&mut lanes, &row_lanes(k, o));
@@ -305,7 +377,7 @@ impl Store {
                 Some(nv) => {
                     add_lanes(&mut lanes, &row_lanes(k, nv));
                     meta.rows += 1;
-                    batch.insert(rk, nv.as_slice());
+                    batch.insert(rk, &*encode_row(nv));
                 }
                 None => batch.remove(rk),
             }
@@ -435,6 +507,31 @@ mod tests {
         };
         assert_eq!(decode_meta(&encode_meta(&n)), Some(n));
         assert_eq!(decode_meta(b"short"), None);
+    }
+
+    #[test]
+    fn rows_round_trip_through_their_stored_form() {
+        let long_json = format!("{{\"id\":\"cmt-1\",\"text\":\"{}\"}}", "abc ".repeat(100));
+        let cases: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            b"{}".to_vec(),
+            long_json.clone().into_bytes(),
+            vec![0u8; 300],
+            vec![1u8, 2, 3],
+            vec![0u8, 9],
+            (0..200u32).map(|i| (i * 97 % 251) as u8 + 2).collect(),
+        ];
+        for v in cases {
+            let stored = encode_row(&v);
+            assert_eq!(decode_row(&stored).unwrap(), v, "{v:?}");
+        }
+        assert!(encode_row(long_json.as_bytes()).len() < long_json.len() / 2);
+        // Values written by format 1 and 2 stores (raw JSON) read as they are.
+        assert_eq!(decode_row(b"{\"a\":1}").unwrap(), b"{\"a\":1}");
+        // Damage is an error, not a panic.
+        assert!(decode_row(&[0, 0, 0]).is_err());
+        assert!(decode_row(&[0, 0, 0, 1, 0, 7, 7, 7]).is_err());
+        assert!(decode_row(&[0, 255, 255, 255, 255, 1]).is_err());
     }
 
     #[test]
