@@ -21,14 +21,15 @@ fn main() {
     )
     .unwrap();
     let mut by: BTreeMap<String, (u64, u64, u64, u64)> = BTreeMap::new();
-    for (name, tree) in [("log", s.debug_raw_tree()), ("views", s.debug_views_tree())] {
+    for (name, tree) in s.debug_all_trees() {
+        let name = if name.starts_with("view-gen-") {
+            "view generations".to_string()
+        } else {
+            name
+        };
         for kv in tree.iter() {
             let (k, v) = kv.unwrap();
-            let kind = match name {
-                // views: G ‖ gen u64 ‖ R|M ‖ key
-                "views" if k.len() > 9 && k[0] == b'G' => format!("views G…{}", k[9] as char),
-                _ => format!("{name} {}", k[0] as char),
-            };
+            let kind = format!("{name} {}", k.first().map_or('-', |&c| c as char));
             let e = by.entry(kind).or_default();
             e.0 += 1;
             e.1 += k.len() as u64;

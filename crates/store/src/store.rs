@@ -1231,6 +1231,21 @@ impl Store {
         self.replayed.load(Ordering::Relaxed)
     }
 
+    /// Diagnostics hook: every sled tree of the store, by name (the log, the views directory and
+    /// one tree per view generation).
+    #[doc(hidden)]
+    pub fn debug_all_trees(&self) -> Vec<(String, sled::Tree)> {
+        let _ = self.settle();
+        self.db
+            .tree_names()
+            .iter()
+            .filter_map(|n| {
+                let name = String::from_utf8_lossy(n).into_owned();
+                self.db.open_tree(n).ok().map(|t| (name, t))
+            })
+            .collect()
+    }
+
     /// Diagnostics hook: the raw sled tree holding the views.
     #[doc(hidden)]
     pub fn debug_views_tree(&self) -> &sled::Tree {

@@ -1,12 +1,18 @@
 //! View storage for projections: namespaced key/value rows with an atomically maintained
 //! checkpoint, version and order-independent digest.
 //!
-//! Tree `views`:
+//! Tree `views` (the directory):
 //! - `N ‖ ns` → generation (u64 BE): the namespace's live generation (the swap pointer)
-//! - `G ‖ gen BE ‖ M` → [`ViewMeta`] (binary)
-//! - `G ‖ gen BE ‖ R ‖ key` → value
 //! - `C` → last generation allocated (u64 BE)
-//! - `D ‖ gen BE` → empty: an unreferenced generation whose rows still need deleting
+//! - `D ‖ gen BE` → empty: an unreferenced generation whose tree still needs dropping
+//!
+//! One sled tree per generation, named `view-gen-<gen>` (so a replaced generation goes with one
+//! `drop_tree`, which frees its pages, instead of one removal per row: at 1M events deleting the
+//! old rows was most of a rebuild's swap):
+//! - `M` → [`ViewMeta`] (binary)
+//! - `R ‖ key` → value (see [`encode_row`])
+//!
+//! A generation's rows and metadata are one tree, so one batch commits both atomically.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,34 +31,25 @@ fn ns_key(ns: &str) -> Vec<u8> {
     k
 }
 
-fn gen_prefix(gen: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = b'G';
-    k[1..].copy_from_slice(&gen.to_be_bytes());
-    k
+const GEN_TREE_PREFIX: &str = "view-gen-";
+const K_META: &[u8] = b"M";
+const P_ROW: u8 = b'R';
+
+fn gen_tree_name(gen: u64) -> String {
+    format!("{GEN_TREE_PREFIX}{gen}")
 }
 
-fn meta_key(gen: u64) -> Vec<u8> {
-    let mut k = gen_prefix(gen).to_vec();
-    k.push(b'M');
-    k
-}
-
-fn row_prefix(gen: u64) -> Vec<u8> {
-    let mut k = gen_prefix(gen).to_vec();
-    k.push(b'R');
-    k
-}
-
-fn row_key(gen: u64, key: &[u8]) -> Vec<u8> {
-    let mut k = row_prefix(gen);
+fn row_key(key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(P_ROW);
     k.extend_from_slice(key);
     k
 }
 
 fn garbage_key(gen: u64) -> [u8; 9] {
-    let mut k = gen_prefix(gen);
+    let mut k = [0u8; 9];
     k[0] = b'D';
+    k[1..].copy_from_slice(&gen.to_be_bytes());
     k
 }
 
@@ -263,10 +260,15 @@ impl Store {
         }
     }
 
+    /// The tree holding generation `gen` (created empty when missing).
+    fn gen_tree(&self, gen: u64) -> Result<sled::Tree> {
+        Ok(self.db.open_tree(gen_tree_name(gen))?)
+    }
+
     fn view_meta_of(&self, ns: &str, gen: u64) -> Result<ViewMeta> {
         let v = self
-            .views
-            .get(meta_key(gen))?
+            .gen_tree(gen)?
+            .get(K_META)?
             .ok_or_else(|| bad_view(ns, "metadata missing"))?;
         decode_meta(&v).ok_or_else(|| bad_view(ns, "malformed metadata"))
     }
@@ -282,7 +284,7 @@ impl Store {
     /// One row.
     pub fn view_get(&self, ns: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         match self.view_gen(ns)? {
-            Some(g) => match self.views.get(row_key(g, key))? {
+            Some(g) => match self.gen_tree(g)?.get(row_key(key))? {
                 Some(v) => Ok(Some(
                     decode_row(&v).map_err(|d| bad_view(ns, &format!("damaged row: {d}")))?,
                 )),
@@ -295,17 +297,18 @@ impl Store {
     /// Rows whose key starts with `prefix`, in key order (empty when the namespace is missing).
     pub fn view_scan(&self, ns: &str, prefix: &[u8]) -> ViewScan {
         match self.view_gen(ns) {
-            Ok(Some(g)) => {
-                let rp = row_prefix(g);
-                let strip = rp.len();
-                let mut p = rp;
-                p.extend_from_slice(prefix);
-                ViewScan {
-                    iter: Some(self.views.scan_prefix(p)),
-                    strip,
+            Ok(Some(g)) => match self.gen_tree(g) {
+                Ok(tree) => ViewScan {
+                    iter: Some(tree.scan_prefix(row_key(prefix))),
+                    strip: 1,
                     err: None,
-                }
-            }
+                },
+                Err(e) => ViewScan {
+                    iter: None,
+                    strip: 0,
+                    err: Some(e),
+                },
+            },
             Ok(None) => ViewScan {
                 iter: None,
                 strip: 0,
@@ -331,17 +334,12 @@ impl Store {
     ) -> Result<ViewMeta> {
         let _g = lock(&self.view_lock);
         let mut batch = sled::Batch::default();
+        let mut publish = None;
         let (gen, mut meta) = match self.view_gen(ns)? {
             Some(g) => (g, self.view_meta_of(ns, g)?),
             None => {
-                let last = self
-                    .views
-                    .get(K_GEN_COUNTER)?
-                    .map(|v| be_u64(&v))
-                    .unwrap_or(0);
-                let g = last + 1;
-                batch.insert(K_GEN_COUNTER, &g.to_be_bytes()[..]);
-                batch.insert(ns_key(ns), &g.to_be_bytes()[..]);
+                let g = self.next_generation()?;
+                publish = Some(g);
                 let now = codec::format_micros((self.clock)().timestamp_micros());
                 (
                     g,
@@ -356,13 +354,16 @@ impl Store {
                 )
             }
         };
+        let tree = self.gen_tree(gen)?;
         let mut lanes = to_lanes(&meta.digest);
         let mut overlay: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
         for (k, v) in changes {
-            let rk = row_key(gen, k);
+            let rk = row_key(k);
+            // A new generation's tree is empty: nothing to read back.
             let old: Option<Vec<u8>> = match overlay.get(k.as_slice()) {
                 Some(o) => o.map(|x| x.to_vec()),
-                None => match self.views.get(&rk)? {
+                None if publish.is_some() => None,
+                None => match tree.get(&rk)? {
                     Some(x) => Some(
                         decode_row(&x).map_err(|d| bad_view(ns, &format!("damaged row: {d}")))?,
                     ),
@@ -386,13 +387,21 @@ impl Store {
         meta.digest = from_lanes(&lanes);
         meta.checkpoint = checkpoint;
         meta.version = version;
-        batch.insert(meta_key(gen), encode_meta(&meta));
+        batch.insert(K_META, encode_meta(&meta));
         // Atomic, but not fsynced here: a view is derived data, and its rows and checkpoint are
         // one batch, which sled recovers whole or not at all. A commit lost in a crash leaves
         // the view at an older checkpoint, from which the next open catches it up. A journal
         // checkpoint, a large append, a swap or closing the store makes it durable. (Fsyncing
         // every view commit cost a `record` four extra fsyncs.)
-        self.views.apply_batch(batch)?;
+        tree.apply_batch(batch)?;
+        if let Some(g) = publish {
+            // A new namespace becomes visible only once its first commit is in. (A crash in
+            // between leaves an unreferenced generation tree, dropped on the next open.)
+            let mut b = sled::Batch::default();
+            b.insert(K_GEN_COUNTER, &g.to_be_bytes()[..]);
+            b.insert(ns_key(ns), &g.to_be_bytes()[..]);
+            self.views.apply_batch(b)?;
+        }
         Ok(meta)
     }
 
@@ -406,10 +415,10 @@ impl Store {
         let lg = self.view_gen(live)?;
         let mut meta = self.view_meta_of(shadow, sg)?;
         meta.rebuilt_at = Some(codec::format_micros((self.clock)().timestamp_micros()));
+        self.gen_tree(sg)?.insert(K_META, encode_meta(&meta))?;
         let mut batch = sled::Batch::default();
         batch.insert(ns_key(live), &sg.to_be_bytes()[..]);
         batch.remove(ns_key(shadow));
-        batch.insert(meta_key(sg), encode_meta(&meta));
         if let Some(l) = lg {
             batch.insert(&garbage_key(l)[..], &[][..]);
         }
@@ -447,31 +456,60 @@ impl Store {
         Ok(from_lanes(&lanes))
     }
 
+    /// Drops generation `gen`'s tree (freeing its pages) and its garbage marker.
     fn delete_generation(&self, gen: u64) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        let mut n = 0usize;
-        for kv in self.views.scan_prefix(gen_prefix(gen)) {
-            let (k, _) = kv?;
-            batch.remove(k);
-            n += 1;
-            if n >= 10_000 {
-                self.views.apply_batch(std::mem::take(&mut batch))?;
-                n = 0;
-            }
-        }
-        batch.remove(&garbage_key(gen)[..]);
-        self.views.apply_batch(batch)?;
+        self.db.drop_tree(gen_tree_name(gen))?;
+        self.views.remove(&garbage_key(gen)[..])?;
         Ok(())
     }
 
-    /// Test hook: number of raw entries in the views tree.
+    /// A generation number no tree has used: one past both the counter and every existing
+    /// generation tree (a crash may have lost the counter's update but kept the tree).
+    fn next_generation(&self) -> Result<u64> {
+        let counter = self
+            .views
+            .get(K_GEN_COUNTER)?
+            .map(|v| be_u64(&v))
+            .unwrap_or(0);
+        let trees = self
+            .db
+            .tree_names()
+            .iter()
+            .filter_map(|n| {
+                std::str::from_utf8(n)
+                    .ok()?
+                    .strip_prefix(GEN_TREE_PREFIX)?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0);
+        Ok(counter.max(trees) + 1)
+    }
+
+    /// Test hook: number of raw entries in the views directory and all generation trees.
     #[doc(hidden)]
     pub fn debug_views_len(&self) -> usize {
         self.views.len()
+            + self
+                .db
+                .tree_names()
+                .iter()
+                .filter(|n| n.starts_with(GEN_TREE_PREFIX.as_bytes()))
+                .filter_map(|n| self.db.open_tree(n).ok())
+                .map(|t| t.len())
+                .sum::<usize>()
     }
 
-    /// Finishes deletions of unreferenced generations (interrupted swaps and drops).
+    /// Finishes deletions of unreferenced generations (interrupted swaps and drops) and drops
+    /// generation trees no namespace points at (a first commit interrupted before it was
+    /// published).
     pub(crate) fn views_cleanup(&self) -> Result<()> {
+        // Stores written before generation trees (format 1 and 2) kept rows in this tree under
+        // `G ‖ gen`. Views are derived: they are dropped and the projections rebuild them.
+        if self.views.scan_prefix(b"G").next().is_some() {
+            self.views.clear()?;
+        }
         let mut gens = Vec::new();
         for kv in self.views.scan_prefix(b"D") {
             let (k, _) = kv?;
@@ -481,6 +519,24 @@ impl Store {
         }
         for g in gens {
             self.delete_generation(g)?;
+        }
+        let mut live = std::collections::HashSet::new();
+        for kv in self.views.scan_prefix(b"N") {
+            let (_, v) = kv?;
+            if let Some(g) = codec::be_u64_exact(&v) {
+                live.insert(g);
+            }
+        }
+        for name in self.db.tree_names() {
+            let gen = std::str::from_utf8(&name)
+                .ok()
+                .and_then(|n| n.strip_prefix(GEN_TREE_PREFIX))
+                .and_then(|g| g.parse::<u64>().ok());
+            if let Some(g) = gen {
+                if !live.contains(&g) {
+                    self.db.drop_tree(&name)?;
+                }
+            }
         }
         Ok(())
     }
@@ -523,11 +579,11 @@ mod tests {
         ];
         for v in cases {
             let stored = encode_row(&v);
-            assert_eq!(decode_row(&stored).unwrap(), v, "{v:?}");
+            assert_eq!(decode_row(&stored).expect("decodes"), v, "{v:?}");
         }
         assert!(encode_row(long_json.as_bytes()).len() < long_json.len() / 2);
         // Values written by format 1 and 2 stores (raw JSON) read as they are.
-        assert_eq!(decode_row(b"{\"a\":1}").unwrap(), b"{\"a\":1}");
+        assert_eq!(decode_row(b"{\"a\":1}").expect("raw"), b"{\"a\":1}");
         // Damage is an error, not a panic.
         assert!(decode_row(&[0, 0, 0]).is_err());
         assert!(decode_row(&[0, 0, 0, 1, 0, 7, 7, 7]).is_err());

@@ -674,3 +674,27 @@ fn nothing_is_written_as_an_unsynced_sled_blob() {
     let n = std::fs::read_dir(&blobs).map(|d| d.count()).unwrap_or(0);
     assert_eq!(n, 0, "sled wrote {n} blob files");
 }
+
+#[test]
+fn views_of_the_old_single_tree_layout_are_dropped_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        s.view_commit("v", &[(b"a".to_vec(), Some(b"x".to_vec()))], 1, 1)
+            .unwrap();
+        // What a format 1-2 store kept in the views tree: rows under `G ‖ gen`.
+        let mut k = vec![b'G'];
+        k.extend_from_slice(&7u64.to_be_bytes());
+        k.extend_from_slice(b"Rkey");
+        s.debug_views_tree().insert(k, &b"{}"[..]).unwrap();
+    }
+    let s = open(dir.path());
+    // Derived data: dropped whole, the projections rebuild it.
+    assert!(s.view_meta("v").unwrap().is_none());
+    assert_eq!(s.debug_views_len(), 0);
+    let m = s
+        .view_commit("v", &[(b"a".to_vec(), Some(b"y".to_vec()))], 2, 1)
+        .unwrap();
+    assert_eq!((m.rows, m.checkpoint), (1, 2));
+    assert_eq!(s.view_get("v", b"a").unwrap(), Some(b"y".to_vec()));
+}
