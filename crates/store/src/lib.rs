@@ -39,10 +39,11 @@
 //!   with a fence header. Every append writes one run; runs are merged when there are more than
 //!   12 (leveled, ratio 4), so lookups touch at most ~12 runs.
 //!
-//! Tree `views`: `N ‖ ns` → generation; `G ‖ gen ‖ M` → view metadata; `G ‖ gen ‖ R ‖ key` →
-//! row; `C` → last generation; `D ‖ gen` → generation awaiting deletion. A commit writes rows,
-//! checkpoint, version and the order-independent digest in one batch; a swap is one pointer
-//! write.
+//! Tree `views` (the directory): `N ‖ ns` → generation; `C` → last generation; `D ‖ gen` →
+//! generation awaiting deletion. One tree per generation, `view-gen-<gen>`: `M` → view
+//! metadata; `R ‖ key` → row (stored zstd-compressed when that is smaller). A commit writes
+//! rows, checkpoint, version and the order-independent digest in one batch of the generation's
+//! tree; a swap is one pointer write; a replaced generation goes with one `drop_tree`.
 //!
 //! # Atomicity and durability rules
 //!
