@@ -87,7 +87,9 @@ pub enum StoreError {
         /// Events already in the store.
         events: u64,
     },
-    /// A large append failed half-way and its leftovers could not be removed; reopen the store.
+    /// A write failed in a way that leaves the in-memory state unsure (a large append whose
+    /// leftovers could not be removed, a journal write or `fdatasync` that failed); reopen the
+    /// store, which recovers from what is on disk.
     #[error("store needs to be reopened after a failed write: {0}")]
     Poisoned(String),
     /// No view namespace of that name.

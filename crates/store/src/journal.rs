@@ -3,14 +3,15 @@
 //!
 //! sled 0.34's `flush()` issues several `pwrite` + `sync_file_range` calls and still needs an
 //! fsync of its data file after them; per small append that costs ~3× a plain file's
-//! append + `fdatasync` on this project's machine. So a small append is applied to sled
-//! **without** flushing it, and its events' exact bytes B are written to `<dir>/journal` as
-//! one record, which is then made durable by `fdatasync` (shared between concurrent
-//! appenders: group commit). sled flushes on its own in the background, at checkpoints (the
-//! journal is full), on large appends and when the store closes; after a crash, sled recovers
-//! a prefix of its batches and [`Journal::recover`] hands back the records past the recovered
-//! head, which the store re-applies through the same code path (the bytes B, hence the hash
-//! chain, are identical).
+//! append + `fdatasync` on this project's machine. So a small append's events' exact bytes B
+//! are written to `<dir>/journal` as one record, made durable by `fdatasync` (shared between
+//! concurrent appenders: group commit), and applied to sled later without a flush (the
+//! store's pending tail). sled is flushed at checkpoints (the journal is full), on large
+//! appends, on close, and on open after an unclean close (sled may then hold settled events
+//! that only reached the page cache, and their records are about to be overwritten); its
+//! periodic background flush is off. After a crash, sled recovers a prefix of its batches and
+//! [`Journal::recover`] hands back the records past the recovered head, which the store
+//! re-applies through the same code path (the bytes B, hence the hash chain, are identical).
 //!
 //! # Format
 //!
@@ -103,10 +104,16 @@ impl Journal {
         })
     }
 
-    /// The intact, contiguous records from offset 0 whose events lie past `head_seq`, in order.
-    /// Stops at the first torn, stale or non-contiguous record.
-    pub(crate) fn recover(&mut self, head_seq: u64) -> Result<Vec<Record>> {
+    /// The intact, contiguous records from offset 0 whose events lie past `head_seq`, in order,
+    /// and whether any intact record was found at all. Stops at the first torn, stale or
+    /// non-contiguous record.
+    ///
+    /// Any intact record means the last session did not close cleanly, so sled's recovered
+    /// state may include events it never flushed (applied to sled, still in the page cache):
+    /// the caller must flush sled before the journal is overwritten.
+    pub(crate) fn recover(&mut self, head_seq: u64) -> Result<(Vec<Record>, bool)> {
         let mut out = Vec::new();
+        let mut any = false;
         let mut off = 0u64;
         let mut expect: Option<u64> = None;
         let size = self.file.metadata()?.len();
@@ -123,7 +130,10 @@ impl Journal {
             let plen = codec::be_u32(&h[4..8]) as u64;
             let first_seq = codec::be_u64(&h[8..16]);
             let count = codec::be_u32(&h[16..20]);
-            if count == 0 || off + HEADER as u64 + plen > size {
+            let Some(end_seq) = first_seq.checked_add(u64::from(count)) else {
+                break;
+            };
+            if count == 0 || first_seq == 0 || off + HEADER as u64 + plen > size {
                 break;
             }
             if expect.is_some_and(|e| e != first_seq) {
@@ -134,9 +144,10 @@ impl Journal {
             if check(&h, &payload) != h[20..28] {
                 break;
             }
-            expect = Some(first_seq + u64::from(count));
+            any = true;
+            expect = Some(end_seq);
             off += HEADER as u64 + plen;
-            if first_seq + u64::from(count) - 1 > head_seq {
+            if end_seq - 1 > head_seq {
                 out.push(Record {
                     first_seq,
                     count,
@@ -144,7 +155,7 @@ impl Journal {
                 });
             }
         }
-        Ok(out)
+        Ok((out, any))
     }
 
     /// Whether the next record should wait for a checkpoint first.

@@ -47,20 +47,22 @@
 //!
 //! # Atomicity and durability rules
 //!
-//! - A small append (≤ 4096 new events) is one `apply_batch`: packs (the tail pack is rewritten
-//!   in place while it is below 8 KiB raw), its index run, the run list, head and counts.
 //! - A large append writes packs and its run in chunks *past* the published state (under
 //!   `Mpending`), fsyncs once, then publishes run list + head + counts in one small batch.
 //!   Readers never see unpublished data (they bound reads by the head; runs are visible only
 //!   through `Mruns`). Open removes packs past the head and, when `Mpending` is present, runs not
 //!   in the list. A failed large append cleans up in-process, or poisons the writer.
-//! - A small append is applied to sled without flushing it and written as one record to the
-//!   append journal `<dir>/journal` (see `journal.rs`); `append` returns after an `fdatasync`
-//!   of the journal, shared by concurrent appenders (group commit). sled is flushed (its
-//!   `flush()`, on Linux only `sync_file_range`, **and** an fsync of `<dir>/db`) when the
-//!   journal passes 8 MiB (a checkpoint, after which the journal restarts at offset 0), by
-//!   every large append, by view swaps and when the store closes. Open re-applies the
-//!   journal's records past the head sled recovered.
+//! - A small append (≤ 4096 new events) is written as one record to the append journal
+//!   `<dir>/journal` (see `journal.rs`) and joins an in-memory pending tail; `append` returns
+//!   after an `fdatasync` of the journal, shared by concurrent appenders (group commit). The
+//!   tail is applied to sled in one `apply_batch` (packs, the tail pack rewritten in place while
+//!   below 8 KiB raw, its index run, the run list, head and counts) when a public read needs it,
+//!   at the next append once it holds 4096 events or 4 MiB, at a checkpoint, before a large
+//!   append and on close. sled is flushed (its `flush()`, on Linux only `sync_file_range`,
+//!   **and** an fsync of `<dir>/db`) when the journal passes 8 MiB (a checkpoint, after which
+//!   the journal restarts at offset 0), by every large append, by view swaps, when the store
+//!   closes, and on open after an unclean close. Open re-applies the journal's records past the
+//!   head sled recovered. A failed journal write or `fdatasync` poisons the writer.
 //! - A large append returns after sled is flushed and fsynced twice (chunks, then the
 //!   publishing step).
 //! - sled writes any log item larger than `segment_size / 4` to a blob file it never fsyncs, and
@@ -69,7 +71,8 @@
 //! - Expected-version checks, duplicate detection by event id (same body ⇒ the original
 //!   position, flagged duplicate; different body ⇒ [`StoreError::DuplicateEventId`]) and seq
 //!   assignment happen under one writer mutex; seqs are gap-free from 1.
-//! - Dropping the store flushes and fsyncs. Never `process::exit` with a store open.
+//! - Dropping the store applies the pending tail, flushes and fsyncs sled, then empties the
+//!   journal. Never `process::exit` with a store open.
 
 mod codec;
 mod error;

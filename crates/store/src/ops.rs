@@ -394,7 +394,7 @@ impl Store {
         })();
         if let Err(e) = result {
             drop(w);
-            return Err(self.fail_large(&mut guard, 0, e, true));
+            return Err(self.fail_large(&mut guard, e, true));
         }
         if w.head.seq == 0 {
             return Ok(0);
@@ -402,7 +402,7 @@ impl Store {
         // A large write: durable (flushed and fsynced) when `finish` returns.
         let new_pub = match w.finish(versions.len() as u64) {
             Ok(x) => x,
-            Err(e) => return Err(self.fail_large(&mut guard, 0, e, true)),
+            Err(e) => return Err(self.fail_large(&mut guard, e, true)),
         };
         drop(guard);
         progress(new_pub.head.seq);

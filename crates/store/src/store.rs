@@ -49,11 +49,13 @@ impl std::hash::Hasher for FxHasher {
 pub(crate) type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 
 /// The store format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Older format versions this build opens and upgrades in place: version 1 had no journal
-/// (a version-1 store is a valid store with an empty journal) and versions 1 and 2 wrote LZ4
-/// packs, which are still read; new packs are zstd.
-const UPGRADABLE_FROM: &[u32] = &[1, 2];
+/// (a version-1 store is a valid store with an empty journal); versions 1 and 2 wrote LZ4
+/// packs, which are still read (new packs are zstd); versions 1 to 3 kept view rows in the
+/// `views` tree, uncompressed: those views are dropped on open and rebuilt by the projections
+/// (since version 4 each generation is its own tree and rows may be compressed).
+const UPGRADABLE_FROM: &[u32] = &[1, 2, 3];
 
 /// sled segment size (fixed when a store is created; recorded in sled's `conf`).
 const SEGMENT_SIZE: usize = 8 << 20;
@@ -103,6 +105,10 @@ struct PendingEvent {
     rec_micros: i64,
 }
 
+/// A small append whose events take more than this (bodies plus envelopes) is written as a
+/// large one instead of one journal record (records carry u32 lengths).
+const JOURNAL_RECORD_MAX: usize = 256 << 20;
+
 /// How long a group-commit leader waits for in-flight appends to join its `fdatasync`.
 const GATHER: std::time::Duration = std::time::Duration::from_micros(200);
 
@@ -131,6 +137,10 @@ const PENDING_BYTES: usize = 4 << 20;
 struct SyncState {
     synced: u64,
     leader: bool,
+    /// Set when a journal write or `fdatasync` failed: every ticket not yet synced fails from
+    /// then on (a later `fdatasync` that succeeds proves nothing about the pages the failed
+    /// one dropped), and the writer is poisoned.
+    failed: Option<String>,
 }
 
 /// An event store on sled. `Send + Sync`; appends are serialised by an internal writer mutex,
@@ -147,6 +157,8 @@ pub struct Store {
     journal_sync: File,
     /// Events re-applied from the journal when this handle opened the store.
     replayed: AtomicU64,
+    /// Whether opening found the last session unclosed and flushed sled for it.
+    flushed_unclean: AtomicBool,
     /// Journaled appends not yet applied to sled (see [`Pending`]).
     pending: Mutex<Pending>,
     has_pending: AtomicBool,
@@ -279,7 +291,7 @@ impl Store {
         let index = IndexState::load(&log)?;
         let mut journal = Journal::open(path)?;
         let journal_sync = journal.sync_handle()?;
-        let replay = journal.recover(head.seq)?;
+        let (replay, unclean) = journal.recover(head.seq)?;
         let store = Store {
             path: path.to_path_buf(),
             db,
@@ -289,6 +301,7 @@ impl Store {
             journal: Mutex::new(journal),
             journal_sync,
             replayed: AtomicU64::new(0),
+            flushed_unclean: AtomicBool::new(unclean),
             pending: Mutex::new(Pending::default()),
             has_pending: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
@@ -312,7 +325,10 @@ impl Store {
         let discarded = store.discard_leftovers(head.seq, pending)?;
         let replayed = store.replay_journal(replay)?;
         store.replayed.store(replayed, Ordering::Relaxed);
-        if discarded || replayed > 0 {
+        // After an unclean shutdown, sled may hold events (settled from the pending tail) that
+        // reached only the page cache; the journal records that also hold them are about to be
+        // overwritten, so sled must be durable first, replay or not.
+        if discarded || replayed > 0 || unclean {
             store.flush_durable()?;
         }
         store.views_cleanup()?;
@@ -411,7 +427,7 @@ impl Store {
                 let stream = env.stream.to_owned();
                 if let Err(e) = w.push(b, &stream, env.stream_version, &id, rec_micros) {
                     drop(w);
-                    return Err(self.fail_large(&mut guard, publ.head.seq, e, false));
+                    return Err(self.fail_large(&mut guard, e, false));
                 }
             }
             if !rest.is_empty() {
@@ -666,6 +682,9 @@ impl Store {
             if st.synced >= ticket {
                 return Ok(());
             }
+            if let Some(f) = &st.failed {
+                return Err(StoreError::Poisoned(f.clone()));
+            }
             if st.leader {
                 st = self.sync_cv.wait(st).unwrap_or_else(|e| e.into_inner());
                 continue;
@@ -693,11 +712,19 @@ impl Store {
             let r = r.and_then(|target| Journal::sync(&self.journal_sync).map(|()| target));
             st = lock(&self.sync);
             st.leader = false;
-            if let Ok(target) = r {
-                st.synced = st.synced.max(target);
+            match r {
+                Ok(target) => st.synced = st.synced.max(target),
+                Err(e) => {
+                    let why = format!("the append journal could not be made durable: {e}");
+                    st.failed = Some(why.clone());
+                    self.sync_cv.notify_all();
+                    drop(st);
+                    // Not under the sync lock: the writer mutex is taken before it elsewhere.
+                    *lock(&self.writer) = Some(why.clone());
+                    return Err(StoreError::Poisoned(why));
+                }
             }
             self.sync_cv.notify_all();
-            r?;
         }
     }
 
@@ -707,7 +734,8 @@ impl Store {
 
     // ------------------------------------------------------------------ reads
 
-    /// The published head.
+    /// The head: the last event appended, including appends not yet applied to sled (and, while
+    /// concurrent appenders wait for their `fdatasync`, not yet acknowledged to them).
     pub fn head(&self) -> Result<Head> {
         let p = self.logical();
         Ok(Head {
@@ -719,6 +747,9 @@ impl Store {
 
     /// The current version of `stream` (0 = no stream).
     pub fn stream_version(&self, stream: &str) -> Result<u64> {
+        // Settled first: reading the index and then the pending tail could miss an append that
+        // another thread settles in between.
+        self.settle()?;
         Ok(self
             .lookup_versions(std::iter::once(stream))?
             .get(stream)
@@ -916,6 +947,15 @@ impl Store {
                 .pack_containing(mid)?
                 .ok_or_else(|| corrupt(mid, "no pack holds this seq"))?;
             let h = PackHeader::decode(&v).map_err(|d| pack_corrupt(first, 0, &d))?;
+            if first + u64::from(h.count) <= mid {
+                // A pack that does not reach the seq it was found for: damaged (and the search
+                // would stop making progress).
+                return Err(pack_corrupt(
+                    first,
+                    h.count,
+                    "does not reach the seq it holds",
+                ));
+            }
             if h.first_rec <= tm {
                 lo = first + u64::from(h.count);
                 cand = Some((first, h, v));
@@ -950,8 +990,9 @@ impl Store {
     // ------------------------------------------------------------------ append
 
     /// Appends `events` atomically (all or nothing, also across a crash) after checking
-    /// `expectations`, and returns once they are durable (flush + fsync, shared with concurrent
-    /// appenders).
+    /// `expectations`, and returns once they are durable: a small append once its journal record
+    /// is `fdatasync`ed (shared with concurrent appenders), a large one once sled is flushed and
+    /// fsynced. A retry whose events are all stored returns once the originals are durable.
     ///
     /// Events whose id is already stored with the same body are returned as duplicates and not
     /// written; when every event is such a duplicate the expectations are not checked (a retry of
@@ -1018,6 +1059,12 @@ impl Store {
         }
 
         if fresh.is_empty() {
+            // The originals may be in the pending tail, journaled by an append that is still
+            // waiting for its fdatasync: a retry is acknowledged only once they are durable.
+            let ticket = self.commits.load(Ordering::SeqCst);
+            drop(guard);
+            drop(in_flight);
+            self.sync_through(ticket)?;
             let positions = fill_batch_dups(events, positions, &in_batch);
             let duplicates = positions.len() as u64;
             return Ok(AppendOutcome {
@@ -1064,7 +1111,9 @@ impl Store {
             (clock_now, false)
         };
         let recorded_at = codec::format_micros(rec_micros);
-        let large = fresh.len() > self.large_batch_threshold;
+        // Journal records carry u32 lengths: anything near that goes the large way.
+        let bytes: usize = fresh.iter().map(|&i| events[i].body.len() + 512).sum();
+        let large = fresh.len() > self.large_batch_threshold || bytes > JOURNAL_RECORD_MAX;
         let mut head = publ.head;
         let mut built: Vec<PendingEvent> = Vec::with_capacity(fresh.len());
         let mut b = Vec::new();
@@ -1100,7 +1149,7 @@ impl Store {
             match w.as_mut() {
                 Some(w) => {
                     if let Err(err) = w.push(&b, &e.stream, *v, &e.event_id, rec_micros) {
-                        return Err(self.fail_large(&mut guard, publ.head.seq, err, true));
+                        return Err(self.fail_large(&mut guard, err, true));
                     }
                     head = w.head;
                 }
@@ -1121,7 +1170,7 @@ impl Store {
         let ticket = match w {
             Some(w) => {
                 if let Err(err) = w.finish(new_streams) {
-                    return Err(self.fail_large(&mut guard, publ.head.seq, err, true));
+                    return Err(self.fail_large(&mut guard, err, true));
                 }
                 if self.maybe_merge_runs().is_err() {
                     // The append itself is published; a failed merge only leaves garbage.
@@ -1200,16 +1249,16 @@ impl Store {
         Ok(ticket)
     }
 
-    /// After a failed write: remove leftovers past the published head, or poison the writer.
+    /// After a failed write: remove leftovers past the head published *now* (a write that
+    /// failed after its publishing step keeps what it published), or poison the writer.
     pub(crate) fn fail_large(
         &self,
         poisoned: &mut MutexGuard<'_, Option<String>>,
-        head_seq: u64,
         err: StoreError,
         large: bool,
     ) -> StoreError {
         if large {
-            if let Err(e2) = self.discard_leftovers(head_seq, true) {
+            if let Err(e2) = self.discard_leftovers(self.published().head.seq, true) {
                 **poisoned = Some(format!("{err}; cleanup failed: {e2}"));
             }
         }
@@ -1250,6 +1299,13 @@ impl Store {
     #[doc(hidden)]
     pub fn debug_views_tree(&self) -> &sled::Tree {
         &self.views
+    }
+
+    /// Whether opening this handle found intact journal records (the last session did not
+    /// close cleanly) and therefore flushed sled before the journal could be overwritten.
+    #[doc(hidden)]
+    pub fn flushed_after_unclean_close(&self) -> bool {
+        self.flushed_unclean.load(Ordering::Relaxed)
     }
 
     /// Test hook: the raw sled tree holding the log (packs, indexes, metadata).
@@ -1506,6 +1562,15 @@ impl<'s> LogWriter<'s> {
         batch.insert(codec::K_HEAD, &self.head.encode()[..]);
         batch.insert(codec::K_COUNTS, &codec::encode_counts(events, streams)[..]);
         self.store.log.apply_batch(batch)?;
+        // Published in sled: from here on the in-memory state must say so, even if the flush
+        // below fails (a failed append's cleanup discards only what lies past this head).
+        let published = Published {
+            head: self.head,
+            events,
+            streams,
+        };
+        self.store.set_index_state(new_index);
+        self.store.set_published(published);
         if self.large {
             // sled now holds everything durably, so the journal restarts: its records must
             // stay contiguous in seq, and this append's events are not in it.
@@ -1514,13 +1579,6 @@ impl<'s> LogWriter<'s> {
             self.store.mark_all_synced();
             j.restart();
         }
-        let published = Published {
-            head: self.head,
-            events,
-            streams,
-        };
-        self.store.set_index_state(new_index);
-        self.store.set_published(published);
         Ok(published)
     }
 }

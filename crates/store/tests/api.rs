@@ -698,3 +698,32 @@ fn views_of_the_old_single_tree_layout_are_dropped_on_open() {
     assert_eq!((m.rows, m.checkpoint), (1, 2));
     assert_eq!(s.view_get("v", b"a").unwrap(), Some(b"y".to_vec()));
 }
+
+#[test]
+fn a_pack_header_with_too_small_a_count_is_an_error_for_known_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(
+        dir.path(),
+        OpenOptions {
+            tail_rewrite_limit: 0,
+            ..small_opts()
+        },
+    )
+    .unwrap();
+    let batch: Vec<_> = (0..30).map(|i| ev("p", id(50, i), i)).collect();
+    s.append(&batch, &[]).unwrap();
+    assert!(s.verify(&ok_decode, &no_progress).unwrap().is_ok());
+    let batch: Vec<_> = (0..30).map(|i| ev("p", id(51, i), i)).collect();
+    s.append(&batch, &[]).unwrap();
+    assert!(s.verify(&ok_decode, &no_progress).unwrap().is_ok());
+    let tree = s.debug_raw_tree();
+    let (k, v) = tree.scan_prefix(b"P").next().unwrap().unwrap();
+    let mut nv = v.to_vec();
+    nv[1..5].copy_from_slice(&2u32.to_be_bytes()); // the first pack claims 2 events, not 30
+    tree.insert(&k, nv).unwrap();
+    let far = chrono::DateTime::<chrono::Utc>::from_timestamp(4_000_000_000, 0).unwrap();
+    assert!(matches!(
+        s.last_seq_known_at(far),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
