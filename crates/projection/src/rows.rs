@@ -220,6 +220,11 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
         self.cache.len() as u64 * (avg + entry)
     }
 
+    /// Rows changed since the last commit.
+    pub fn pending_changes(&self) -> usize {
+        self.original.len()
+    }
+
     /// Drops every cached row (call only with no uncommitted change).
     pub fn evict(&mut self) {
         debug_assert!(self.original.is_empty());

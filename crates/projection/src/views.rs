@@ -537,49 +537,39 @@ impl ViewSet {
     }
 
     /// Writes every view's changes in chunks of [`SHADOW_CHUNK`] (separate commits: for shadow
-    /// namespaces only), then its checkpoint `seq`; with `evict`, drops the cached rows.
+    /// namespaces only), then its checkpoint `seq`; with `evict`, drops the cached rows. The
+    /// four views are written on parallel threads when there is enough to write.
     pub fn write_shadow(&mut self, store: &Store, seq: u64, evict: bool) -> Result<()> {
-        for i in 0..4 {
-            let Some(from) = self.from[i] else { continue };
-            let ns = self.ns(i).to_owned();
-            let version = self.versions[i];
-            let mut wrote = false;
-            let mut sink = |changes: Changes| -> Result<()> {
-                if !changes.is_empty() {
-                    // The rows before the last chunk are in, the checkpoint not yet.
-                    store.view_commit(&ns, &changes, from, version)?;
-                    wrote = true;
-                }
-                Ok(())
-            };
-            match i {
-                0 => self
-                    .commitments
-                    .take_changes_chunked(Some(store), SHADOW_CHUNK, &mut sink)?,
-                1 => self
-                    .calls
-                    .take_changes_chunked(Some(store), SHADOW_CHUNK, &mut sink)?,
-                2 => self
-                    .documents
-                    .take_changes_chunked(Some(store), SHADOW_CHUNK, &mut sink)?,
-                _ => self
-                    .sources
-                    .take_changes_chunked(Some(store), SHADOW_CHUNK, &mut sink)?,
-            }
-            if seq > from || wrote {
-                store.view_commit(&ns, &[], seq.max(from), version)?;
-                self.from[i] = Some(seq.max(from));
-            }
-            if evict {
-                match i {
-                    0 => self.commitments.evict(),
-                    1 => self.calls.evict(),
-                    2 => self.documents.evict(),
-                    _ => self.sources.evict(),
-                }
+        let (from, versions) = (self.from, self.versions);
+        let parallel = self.pending_changes() >= PARALLEL_WRITE_MIN;
+        let ViewSet {
+            commitments,
+            calls,
+            documents,
+            sources,
+            ..
+        } = self;
+        let out = four(
+            parallel,
+            || write_shadow_view(commitments, store, from[0], seq, versions[0], evict),
+            || write_shadow_view(calls, store, from[1], seq, versions[1], evict),
+            || write_shadow_view(documents, store, from[2], seq, versions[2], evict),
+            || write_shadow_view(sources, store, from[3], seq, versions[3], evict),
+        );
+        for (i, r) in out.into_iter().enumerate() {
+            if let Some(cp) = r? {
+                self.from[i] = Some(cp);
             }
         }
         Ok(())
+    }
+
+    /// Row changes not yet written, over every view.
+    fn pending_changes(&self) -> usize {
+        self.commitments.pending_changes()
+            + self.calls.pending_changes()
+            + self.documents.pending_changes()
+            + self.sources.pending_changes()
     }
 
     /// The namespace of view `i`.
@@ -611,24 +601,107 @@ impl ViewSet {
         Ok(())
     }
 
-    /// Writes every view's changes with checkpoint `seq`, each view atomically.
+    /// Writes every view's changes with checkpoint `seq`, each view atomically (the four views
+    /// on parallel threads when there is enough to write).
     pub fn commit(&mut self, store: &Store, seq: u64) -> Result<()> {
-        for i in 0..4 {
-            let Some(from) = self.from[i] else { continue };
-            let changes = match i {
-                0 => self.commitments.take_changes(Some(store))?,
-                1 => self.calls.take_changes(Some(store))?,
-                2 => self.documents.take_changes(Some(store))?,
-                _ => self.sources.take_changes(Some(store))?,
-            };
-            if seq > from || !changes.is_empty() {
-                let ns = self.ns(i).to_owned();
-                store.view_commit(&ns, &changes, seq.max(from), self.versions[i])?;
-                self.from[i] = Some(seq.max(from));
+        let (from, versions) = (self.from, self.versions);
+        let parallel = self.pending_changes() >= PARALLEL_WRITE_MIN;
+        let ViewSet {
+            commitments,
+            calls,
+            documents,
+            sources,
+            ..
+        } = self;
+        let out = four(
+            parallel,
+            || commit_view(commitments, store, from[0], seq, versions[0]),
+            || commit_view(calls, store, from[1], seq, versions[1]),
+            || commit_view(documents, store, from[2], seq, versions[2]),
+            || commit_view(sources, store, from[3], seq, versions[3]),
+        );
+        for (i, r) in out.into_iter().enumerate() {
+            if let Some(cp) = r? {
+                self.from[i] = Some(cp);
             }
         }
         Ok(())
     }
+}
+
+/// Below this many changed rows (over all views), views are written one after the other:
+/// four threads cost more than they save on a `record`'s handful of rows.
+const PARALLEL_WRITE_MIN: usize = 2_048;
+
+/// Runs the four closures, the last three on scoped threads when `parallel`, and returns their
+/// results in order. (A panic in one is resumed here, as if it had happened on this thread.)
+fn four<R: Send>(
+    parallel: bool,
+    a: impl FnOnce() -> R + Send,
+    b: impl FnOnce() -> R + Send,
+    c: impl FnOnce() -> R + Send,
+    d: impl FnOnce() -> R + Send,
+) -> [R; 4] {
+    if !parallel {
+        return [a(), b(), c(), d()];
+    }
+    std::thread::scope(|s| {
+        let (hb, hc, hd) = (s.spawn(b), s.spawn(c), s.spawn(d));
+        let ra = a();
+        let join = |h: std::thread::ScopedJoinHandle<'_, R>| {
+            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+        };
+        [ra, join(hb), join(hc), join(hd)]
+    })
+}
+
+/// One view's part of [`ViewSet::commit`]: its new checkpoint, if it was written.
+fn commit_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + PartialEq>(
+    rows: &mut Rows<T>,
+    store: &Store,
+    from: Option<u64>,
+    seq: u64,
+    version: u32,
+) -> Result<Option<u64>> {
+    let Some(from) = from else { return Ok(None) };
+    let changes = rows.take_changes(Some(store))?;
+    if seq > from || !changes.is_empty() {
+        store.view_commit(rows.ns(), &changes, seq.max(from), version)?;
+        return Ok(Some(seq.max(from)));
+    }
+    Ok(None)
+}
+
+/// One view's part of [`ViewSet::write_shadow`]: its new checkpoint, if it was written.
+fn write_shadow_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + PartialEq>(
+    rows: &mut Rows<T>,
+    store: &Store,
+    from: Option<u64>,
+    seq: u64,
+    version: u32,
+    evict: bool,
+) -> Result<Option<u64>> {
+    let Some(from) = from else { return Ok(None) };
+    let ns = rows.ns().to_owned();
+    let mut wrote = false;
+    let mut sink = |changes: Changes| -> Result<()> {
+        if !changes.is_empty() {
+            // The rows before the last chunk are in, the checkpoint not yet.
+            store.view_commit(&ns, &changes, from, version)?;
+            wrote = true;
+        }
+        Ok(())
+    };
+    rows.take_changes_chunked(Some(store), SHADOW_CHUNK, &mut sink)?;
+    let mut checkpoint = None;
+    if seq > from || wrote {
+        store.view_commit(&ns, &[], seq.max(from), version)?;
+        checkpoint = Some(seq.max(from));
+    }
+    if evict {
+        rows.evict();
+    }
+    Ok(checkpoint)
 }
 
 /// Events applied between two commits of a catch-up or rebuild.
