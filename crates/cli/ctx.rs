@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::args::{ColorWhen, Global};
 use crate::error::{CliError, CliResult};
+use crate::table::Table;
 
 /// Test-only: hold the store this many milliseconds after opening it (documented in
 /// docs/cli.md as a test hook; not shown in `--help`).
@@ -209,22 +210,22 @@ impl Ctx {
         Ok(())
     }
 
+    /// Writes a table at the terminal's width and colour setting, then flushes stdout.
+    pub fn write_table(&mut self, t: &Table) -> CliResult {
+        t.write(&mut self.out, self.width, self.color)?;
+        self.flush()
+    }
+
     /// Prints a value as pretty JSON plus a newline.
     pub fn print_json<T: Serialize + ?Sized>(&mut self, v: &T) -> CliResult {
-        serde_json::to_writer_pretty(&mut self.out, v).map_err(|e| match e.io_error_kind() {
-            Some(kind) => CliError::Io(io::Error::from(kind)),
-            None => CliError::Internal(format!("cannot encode JSON: {e}")),
-        })?;
+        serde_json::to_writer_pretty(&mut self.out, v).map_err(json_error)?;
         self.out.write_all(b"\n")?;
         Ok(())
     }
 
     /// Prints one compact JSON line.
     pub fn print_json_line<T: Serialize + ?Sized>(&mut self, v: &T) -> CliResult {
-        serde_json::to_writer(&mut self.out, v).map_err(|e| match e.io_error_kind() {
-            Some(kind) => CliError::Io(io::Error::from(kind)),
-            None => CliError::Internal(format!("cannot encode JSON: {e}")),
-        })?;
+        serde_json::to_writer(&mut self.out, v).map_err(json_error)?;
         self.out.write_all(b"\n")?;
         Ok(())
     }
@@ -305,5 +306,13 @@ impl Progress {
 impl Drop for Progress {
     fn drop(&mut self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// A JSON write that failed: an I/O error (a closed pipe, …) stays one; anything else is ours.
+fn json_error(e: serde_json::Error) -> CliError {
+    match e.io_error_kind() {
+        Some(kind) => CliError::Io(io::Error::from(kind)),
+        None => CliError::Internal(format!("cannot encode JSON: {e}")),
     }
 }

@@ -144,6 +144,11 @@ impl Fold {
     }
 }
 
+/// Bytes on disk under `path` per byte of the workload as JSON Lines.
+fn per_jsonl_byte(path: &Path, evs: &[Prepared]) -> f64 {
+    dir_size(path) as f64 / evs.iter().map(|e| e.line.len() + 1).sum::<usize>() as f64
+}
+
 fn dir_size(p: &Path) -> u64 {
     let mut n = 0;
     if let Ok(rd) = fs::read_dir(p) {
@@ -304,10 +309,7 @@ fn sled_raw(
             "sled_batched_eps",
             evs.len() as f64 / t.elapsed().as_secs_f64(),
         );
-        f.insert(
-            "sled_bytes_per_jsonl",
-            dir_size(&path) as f64 / evs.iter().map(|e| e.line.len() + 1).sum::<usize>() as f64,
-        );
+        f.insert("sled_bytes_per_jsonl", per_jsonl_byte(&path, evs));
     }
     {
         let t = Instant::now();
@@ -361,10 +363,7 @@ fn store_phase(
             evs.len() as f64 / t.elapsed().as_secs_f64(),
         );
     }
-    f.insert(
-        "store_bytes_per_jsonl",
-        dir_size(&path) as f64 / evs.iter().map(|e| e.line.len() + 1).sum::<usize>() as f64,
-    );
+    f.insert("store_bytes_per_jsonl", per_jsonl_byte(&path, evs));
     {
         let t = Instant::now();
         let store = Store::open(&path, OpenOptions::default())?;

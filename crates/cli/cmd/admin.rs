@@ -62,9 +62,7 @@ pub fn rebuild(ctx: &mut Ctx, a: RebuildArgs) -> CliResult {
             change,
         ]);
     }
-    let (w, c) = (ctx.width, ctx.color);
-    t.write(ctx.out(), w, c)?;
-    ctx.flush()
+    ctx.write_table(&t)
 }
 
 #[derive(Serialize)]

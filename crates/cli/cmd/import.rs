@@ -89,12 +89,11 @@ pub fn run(ctx: &mut Ctx, a: ImportArgs) -> CliResult {
     let summary = summary(&report);
     let out = ctx.out();
     writeln!(out, "{summary}")?;
-    if !board.is_empty() {
-        writeln!(out)?;
-        let (width, color) = (ctx.width, ctx.color);
-        board_table(&board).write(ctx.out(), width, color)?;
+    if board.is_empty() {
+        return ctx.flush();
     }
-    ctx.flush()
+    writeln!(out)?;
+    ctx.write_table(&board_table(&board))
 }
 
 fn plural(n: u64, one: &str, many: &str) -> String {

@@ -56,18 +56,14 @@ pub fn agenda(ctx: &mut Ctx) -> CliResult {
             v.description.clone().into(),
         ]);
     }
-    let (w, c) = (ctx.width, ctx.color);
-    t.write(ctx.out(), w, c)?;
-    ctx.flush()
+    ctx.write_table(&t)
 }
 
 fn print_board(ctx: &mut Ctx, rows: &[CommitmentView], empty: &str) -> CliResult {
     if !table_follows(ctx, rows, empty)? {
         return Ok(());
     }
-    let (w, c) = (ctx.width, ctx.color);
-    board_table(rows).write(ctx.out(), w, c)?;
-    ctx.flush()
+    ctx.write_table(&board_table(rows))
 }
 
 /// With `--json`, prints `rows` and returns false; with no rows, says `empty` (on stderr)
@@ -355,9 +351,7 @@ pub fn history(ctx: &mut Ctx, id: &str) -> CliResult {
     if !table_follows(ctx, &rows, "no events recorded by --known-at")? {
         return Ok(());
     }
-    let (w, c) = (ctx.width, ctx.color);
-    history_table(&rows).write(ctx.out(), w, c)?;
-    ctx.flush()
+    ctx.write_table(&history_table(&rows))
 }
 
 /// `calls`.
@@ -393,9 +387,7 @@ pub fn calls(ctx: &mut Ctx) -> CliResult {
             r.topics.join("; ").into(),
         ]);
     }
-    let (w, c) = (ctx.width, ctx.color);
-    t.write(ctx.out(), w, c)?;
-    ctx.flush()
+    ctx.write_table(&t)
 }
 
 /// `documents`.
@@ -433,7 +425,5 @@ pub fn documents(ctx: &mut Ctx) -> CliResult {
             r.title.clone().into(),
         ]);
     }
-    let (w, c) = (ctx.width, ctx.color);
-    t.write(ctx.out(), w, c)?;
-    ctx.flush()
+    ctx.write_table(&t)
 }

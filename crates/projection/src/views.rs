@@ -246,19 +246,28 @@ impl CallsView {
         let Some((Event::CallHeld(c), retracted)) = stream.opener() else {
             return Ok(old.cloned());
         };
-        Ok(Some(CallRow {
-            call_id: c.call_id.to_string(),
-            occurred: c.occurred.clone(),
-            mode: c.mode,
-            participants: c.participants.clone(),
-            topics: c.topics.clone().unwrap_or_default(),
-            location: c.location.clone(),
-            commitments: old.map(|o| o.commitments.clone()).unwrap_or_default(),
-            seq: stream.first_seq().unwrap_or(rec.seq),
-            last_seq: rec.seq,
-            event_count: stream.events.len() as u64,
-            retracted,
-        }))
+        let mut row = call_row(&c, stream.first_seq().unwrap_or(rec.seq));
+        row.commitments = old.map(|o| o.commitments.clone()).unwrap_or_default();
+        row.last_seq = rec.seq;
+        row.event_count = stream.events.len() as u64;
+        row.retracted = retracted;
+        Ok(Some(row))
+    }
+}
+
+fn call_row(c: &commitments_domain::event::CallHeld, seq: u64) -> CallRow {
+    CallRow {
+        call_id: c.call_id.to_string(),
+        occurred: c.occurred.clone(),
+        mode: c.mode,
+        participants: c.participants.clone(),
+        topics: c.topics.clone().unwrap_or_default(),
+        location: c.location.clone(),
+        commitments: Vec::new(),
+        seq,
+        last_seq: seq,
+        event_count: 1,
+        retracted: false,
     }
 }
 
@@ -271,22 +280,7 @@ impl Projection for CallsView {
     fn apply(rec: &Recorded, rows: &mut Rows<CallRow>, env: &Env<'_>) -> Result<()> {
         let backing = env.backing();
         match &rec.event {
-            Event::CallHeld(c) => {
-                let row = CallRow {
-                    call_id: c.call_id.to_string(),
-                    occurred: c.occurred.clone(),
-                    mode: c.mode,
-                    participants: c.participants.clone(),
-                    topics: c.topics.clone().unwrap_or_default(),
-                    location: c.location.clone(),
-                    commitments: Vec::new(),
-                    seq: rec.seq,
-                    last_seq: rec.seq,
-                    event_count: 1,
-                    retracted: false,
-                };
-                rows.put(backing, &rec.stream, Some(row))?;
-            }
+            Event::CallHeld(c) => rows.put(backing, &rec.stream, Some(call_row(c, rec.seq)))?,
             Event::ConsultationAgreed(_) | Event::InvitationExtended(_) => {
                 let origin = match &rec.event {
                     Event::ConsultationAgreed(e) => e.origin.as_ref(),
