@@ -109,7 +109,12 @@ struct PendingEvent {
 /// large one instead of one journal record (records carry u32 lengths).
 const JOURNAL_RECORD_MAX: usize = 256 << 20;
 
-/// How long a group-commit leader waits for in-flight appends to join its `fdatasync`.
+/// How long an appender yields, waiting for another's group `fdatasync`, before it sleeps.
+const SPIN: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// How long a group-commit leader waits for in-flight appends to join its `fdatasync`. When
+/// the last group had k records, the next leader waits for k (the writers it released are
+/// likely coming back): an occasional lone append after a burst pays this once.
 const GATHER: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// Counts an append as in flight until dropped.
@@ -165,6 +170,13 @@ pub struct Store {
     /// Appends in progress (from entering `append` until durable): a group-commit leader
     /// briefly waits until each has written its journal record, so one `fdatasync` covers all.
     in_flight: AtomicUsize,
+    /// How many records the last group-commit `fdatasync` covered: the writers it released
+    /// are likely to append again, so the next leader waits (at most GATHER) for as many.
+    last_group: AtomicU64,
+    /// Mirrors of `SyncState::synced` and `SyncState::leader`, read by waiting appenders
+    /// without the lock (see `sync_through`).
+    synced_fast: AtomicU64,
+    leading: AtomicBool,
     writer: Mutex<Option<String>>, // Some(reason) = poisoned
     pub(crate) published: RwLock<Published>,
     pub(crate) index: RwLock<Arc<IndexState>>,
@@ -305,6 +317,9 @@ impl Store {
             pending: Mutex::new(Pending::default()),
             has_pending: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            last_group: AtomicU64::new(1),
+            synced_fast: AtomicU64::new(0),
+            leading: AtomicBool::new(false),
             writer: Mutex::new(None),
             published: RwLock::new(Published {
                 head,
@@ -671,6 +686,7 @@ impl Store {
     fn mark_all_synced(&self) {
         let mut st = lock(&self.sync);
         st.synced = st.synced.max(self.commits.load(Ordering::SeqCst));
+        self.synced_fast.store(st.synced, Ordering::SeqCst);
         self.sync_cv.notify_all();
     }
 
@@ -686,20 +702,40 @@ impl Store {
                 return Err(StoreError::Poisoned(f.clone()));
             }
             if st.leader {
-                st = self.sync_cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                // Another appender's fdatasync is under way. Yield until it covers this
+                // ticket rather than sleep on the condvar: a group's fdatasync takes ~100 µs,
+                // and waking a whole group through the condvar's mutex, one thread after
+                // another, cost more than that on 2 cores. A long one falls back to sleeping.
+                drop(st);
+                let started = std::time::Instant::now();
+                while self.leading.load(Ordering::SeqCst)
+                    && self.synced_fast.load(Ordering::SeqCst) < ticket
+                    && started.elapsed() < SPIN
+                {
+                    std::thread::yield_now();
+                }
+                st = lock(&self.sync);
+                if st.leader && st.synced < ticket {
+                    st = self.sync_cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
                 continue;
             }
             st.leader = true;
+            self.leading.store(true, Ordering::SeqCst);
             let synced = st.synced;
             drop(st);
             // Concurrent appends are a few µs from writing their records: one fdatasync for
             // all of them beats one each. Wait until every append in flight has written its
-            // record (a lone writer never waits), for at most GATHER.
+            // record, and until as many records as the last group had are there (the writers
+            // it released are coming back), for at most GATHER. A lone writer never waits.
             let started = std::time::Instant::now();
-            while (self.commits.load(Ordering::SeqCst) - synced)
-                < self.in_flight.load(Ordering::SeqCst) as u64
-                && started.elapsed() < GATHER
-            {
+            let expect = self.last_group.load(Ordering::Relaxed);
+            loop {
+                let gathered = self.commits.load(Ordering::SeqCst) - synced;
+                let in_flight = self.in_flight.load(Ordering::SeqCst) as u64;
+                if (gathered >= in_flight && gathered >= expect) || started.elapsed() >= GATHER {
+                    break;
+                }
                 std::thread::yield_now();
             }
             // Under the journal lock every ticket up to `target` is buffered or written, and
@@ -712,8 +748,14 @@ impl Store {
             let r = r.and_then(|target| Journal::sync(&self.journal_sync).map(|()| target));
             st = lock(&self.sync);
             st.leader = false;
+            self.leading.store(false, Ordering::SeqCst);
             match r {
-                Ok(target) => st.synced = st.synced.max(target),
+                Ok(target) => {
+                    self.last_group
+                        .store(target.saturating_sub(synced).max(1), Ordering::Relaxed);
+                    st.synced = st.synced.max(target);
+                    self.synced_fast.store(st.synced, Ordering::SeqCst);
+                }
                 Err(e) => {
                     let why = format!("the append journal could not be made durable: {e}");
                     st.failed = Some(why.clone());
