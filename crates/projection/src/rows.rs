@@ -324,7 +324,7 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
     /// without a store (in-memory folds) no index is kept.
     pub fn take_changes(&mut self, store: Option<&Store>) -> Result<Changes> {
         let mut out = Vec::new();
-        self.take_changes_chunked(store, usize::MAX, &mut |mut c| {
+        self.take_changes_chunked(store, usize::MAX, false, &mut |mut c| {
             out.append(&mut c);
             Ok(())
         })?;
@@ -335,11 +335,14 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
     /// [`Rows::take_changes`] handed to `sink` in chunks of at most `chunk` changes (each in
     /// key order: the rows, then the index buckets), so that encoding every row of a large
     /// view does not hold all of them in memory at once. The chunks are separate commits,
-    /// not one atomic change: only for namespaces a crash discards.
+    /// not one atomic change: only for namespaces a crash discards. With `evict`, each changed
+    /// row leaves the cache as it is encoded, so that the rows' memory is free for the store's
+    /// writes instead of adding to them (call [`Rows::evict`] afterwards for the clean ones).
     pub fn take_changes_chunked(
         &mut self,
         store: Option<&Store>,
         chunk: usize,
+        evict: bool,
         sink: &mut dyn FnMut(Changes) -> Result<()>,
     ) -> Result<()> {
         let chunk = chunk.max(1);
@@ -357,7 +360,13 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
         let mut out: Changes = Vec::new();
         for (id, orig) in &dirty {
             let orig = orig.as_deref();
-            let row = self.cache.get(id).and_then(Option::as_deref);
+            let taken;
+            let row = if evict {
+                taken = self.cache.remove(id).flatten();
+                taken.as_deref()
+            } else {
+                self.cache.get(id).and_then(Option::as_deref)
+            };
             if orig == row {
                 continue;
             }

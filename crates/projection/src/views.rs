@@ -686,7 +686,7 @@ fn write_shadow_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone +
         }
         Ok(())
     };
-    rows.take_changes_chunked(Some(store), SHADOW_CHUNK, &mut sink)?;
+    rows.take_changes_chunked(Some(store), SHADOW_CHUNK, evict, &mut sink)?;
     let mut checkpoint = None;
     if seq > from || wrote {
         store.view_commit(&ns, &[], seq.max(from), version)?;
