@@ -1,6 +1,8 @@
-//! Crash test: a child process appends batches in a loop and is SIGKILLed at a random moment;
-//! the parent reopens and checks that every acknowledged batch is there, byte for byte, that the
-//! head lies on a batch boundary (no partial batch), and that verify passes.
+//! Crash tests: a child process appends in a loop and is SIGKILLed at a random moment; the
+//! parent reopens and checks that every acknowledged append is there, byte for byte, and that
+//! verify passes. In the first, one writer appends batches of every size (the head must lie on
+//! a batch boundary: no partial batch); in the second, eight writers append single events at
+//! once (group commit: one `fdatasync` covers several writers' journal records).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -181,4 +183,154 @@ fn crash_recovery_keeps_acknowledged_batches_whole() {
     if rounds >= 20 {
         assert!(replay_rounds > 0, "no round needed the journal");
     }
+}
+
+/// Writers in the group-commit crash test.
+const GROUP_WRITERS: u64 = 8;
+
+/// The `k`-th event (from 0) that writer `w` appends in `round` of the group-commit test.
+fn group_event(round: u64, w: u64, k: u64) -> NewEvent {
+    let id = id(round + 2_000, w * 1_000_000 + k);
+    NewEvent {
+        event_id: id,
+        stream: format!("w{w}"),
+        event_type: "CallHeld".into(),
+        schema_version: 1,
+        body: body(id, k, ((w * 31 + k) % 97) as usize * 5),
+    }
+}
+
+/// Child mode of the group-commit test: [`GROUP_WRITERS`] threads append one event at a
+/// time, each to its own stream, announcing every acknowledged append.
+#[test]
+fn group_crash_child() {
+    let Ok(path) = std::env::var("STORE_GROUP_CRASH_CHILD_PATH") else {
+        return;
+    };
+    let round: u64 = std::env::var("STORE_CRASH_ROUND").unwrap().parse().unwrap();
+    let store = std::sync::Arc::new(Store::open(Path::new(&path), crash_opts()).unwrap());
+    let stdout = std::sync::Arc::new(std::sync::Mutex::new(std::io::stdout()));
+    let writers: Vec<_> = (0..GROUP_WRITERS)
+        .map(|w| {
+            let store = std::sync::Arc::clone(&store);
+            let stdout = std::sync::Arc::clone(&stdout);
+            std::thread::spawn(move || {
+                for k in 0.. {
+                    store.append(&[group_event(round, w, k)], &[]).unwrap();
+                    let out = stdout.lock().unwrap();
+                    let mut o = out.lock();
+                    writeln!(o, "ACK {w} {k}").unwrap();
+                    o.flush().unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in writers {
+        h.join().unwrap();
+    }
+}
+
+/// Group commit under SIGKILL: eight threads append single events concurrently, so most
+/// `fdatasync`s cover several appenders' records. After a kill at a random moment, every
+/// append a writer had acknowledged must be there, in its stream, byte for byte, and
+/// verify must pass.
+#[test]
+fn crash_recovery_keeps_every_acknowledged_concurrent_append() {
+    if std::env::var("STORE_GROUP_CRASH_CHILD_PATH").is_ok()
+        || std::env::var("STORE_CRASH_CHILD_PATH").is_ok()
+    {
+        return;
+    }
+    let rounds: u64 = std::env::var("GROUP_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let exe = std::env::current_exe().unwrap();
+    let mut failures = Vec::new();
+    let mut rounds_with_acks = 0u64;
+    let mut state = 0x0DDB_1A5E_5BAD_5EEDu64;
+    for round in 0..rounds {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "group_crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("STORE_GROUP_CRASH_CHILD_PATH", dir.path())
+            .env("STORE_CRASH_ROUND", round.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            // Per writer: how many of its appends were acknowledged.
+            let mut acked = [0u64; GROUP_WRITERS as usize];
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let mut parts = line.strip_prefix("ACK ").unwrap_or("").split(' ');
+                if let (Some(w), Some(k)) = (parts.next(), parts.next()) {
+                    let (w, k): (usize, u64) = (w.parse().unwrap(), k.parse().unwrap());
+                    acked[w] = acked[w].max(k + 1);
+                }
+            }
+            acked
+        });
+        let delay = 150 + rng(&mut state) % 600;
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let acked = reader.join().unwrap();
+
+        let check = || -> Result<(u64, u64, u64), String> {
+            let store = Store::open(dir.path(), crash_opts()).map_err(|e| format!("open: {e}"))?;
+            for (w, &n) in acked.iter().enumerate() {
+                let w = w as u64;
+                let events = store
+                    .read_stream(&format!("w{w}"), 1)
+                    .map_err(|e| e.to_string())?;
+                if (events.len() as u64) < n {
+                    return Err(format!(
+                        "writer {w}: {} events stored, {n} acknowledged",
+                        events.len()
+                    ));
+                }
+                for (k, e) in events.iter().enumerate() {
+                    let want = group_event(round, w, k as u64);
+                    if e.body_json() != want.body || e.event_id() != Some(want.event_id) {
+                        return Err(format!("writer {w}: event {k} has unexpected bytes"));
+                    }
+                }
+            }
+            let r = store
+                .verify(&ok_decode, &no_progress)
+                .map_err(|e| e.to_string())?;
+            if let Some(p) = r.first_problem {
+                return Err(format!("verify: seq {}: {}", p.seq, p.detail));
+            }
+            let head = store.head().map_err(|e| e.to_string())?.seq;
+            Ok((head, acked.iter().sum(), store.replayed_from_journal()))
+        };
+        match check() {
+            Ok((head, total, replayed)) => {
+                eprintln!(
+                    "group round {round}: killed after {delay} ms, {total} appends \
+                     acknowledged, recovered head {head}, {replayed} re-applied from the journal"
+                );
+                rounds_with_acks += u64::from(total > 0);
+            }
+            Err(e) => {
+                eprintln!("group round {round}: FAILURE {e}");
+                failures.push((round, e));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+    // A child that never got to append would make every check pass vacuously.
+    assert!(
+        rounds_with_acks * 2 >= rounds,
+        "only {rounds_with_acks} of {rounds} rounds acknowledged any append"
+    );
 }
