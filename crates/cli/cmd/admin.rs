@@ -18,7 +18,7 @@ pub fn rebuild(ctx: &mut Ctx, a: RebuildArgs) -> CliResult {
     let names: Vec<&str> = a.views.iter().map(String::as_str).collect();
     let reports = tracker.rebuild(&names, &|n| progress.set(n));
     progress.finish();
-    drop(tracker);
+    tracker.close();
     let reports = reports?;
     if ctx.json {
         ctx.print_json(&reports)?;
@@ -91,7 +91,7 @@ pub fn verify(ctx: &mut Ctx) -> CliResult {
     let progress = ctx.progress(Some(head), "verifying");
     let outcome = tracker.verify(&|n| progress.set(n));
     progress.finish();
-    drop(tracker);
+    tracker.close();
     let o = outcome?;
     let ok = o.ok();
     let fault = if let Some((seq, what)) = &o.log_problem {
@@ -161,7 +161,7 @@ pub fn verify(ctx: &mut Ctx) -> CliResult {
 pub fn status(ctx: &mut Ctx) -> CliResult {
     let tracker = ctx.open(false)?;
     let report = tracker.status(ctx.store_path());
-    drop(tracker);
+    tracker.close();
     let r = report?;
     if ctx.json {
         ctx.print_json(&r)?;
@@ -253,7 +253,7 @@ pub fn export(ctx: &mut Ctx, a: ExportArgs) -> CliResult {
         }
     };
     progress.finish();
-    drop(tracker);
+    tracker.close();
     let n = result?;
     if let Some(path) = &a.file {
         if ctx.json {
@@ -283,7 +283,7 @@ pub fn restore(ctx: &mut Ctx, a: RestoreArgs) -> CliResult {
     let result = tracker.restore(&mut reader, &|n| progress.set(n));
     progress.finish();
     let head = tracker.store().head();
-    drop(tracker);
+    tracker.close();
     let n = result?;
     let head = head?;
     if ctx.json {

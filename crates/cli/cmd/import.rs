@@ -71,7 +71,7 @@ pub fn run(ctx: &mut Ctx, a: ImportArgs) -> CliResult {
                 .filter_map(|id| all.remove(id))
                 .collect()
         };
-    drop(tracker);
+    tracker.close();
 
     if report.clock_clamped {
         ctx.warn("the clock is behind the log's head: recorded_at was clamped to the head's");

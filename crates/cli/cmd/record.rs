@@ -295,7 +295,7 @@ pub fn run(ctx: &mut Ctx, a: RecordArgs) -> CliResult {
 
     let tracker = ctx.open(true)?;
     let report = tracker.record(ev, a.expect_version);
-    drop(tracker);
+    tracker.close();
     let report = report?;
 
     if report.clock_clamped {

@@ -140,7 +140,7 @@ pub fn run(ctx: &mut Ctx, a: ReplayArgs) -> CliResult {
     };
     header(ctx)?;
     let first = poll(ctx, &tracker, a.from, &f);
-    drop(tracker);
+    tracker.close();
     let mut last = first?
         .unwrap_or(a.from.saturating_sub(1))
         .max(a.from.saturating_sub(1));

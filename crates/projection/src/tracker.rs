@@ -309,6 +309,12 @@ impl Context for StoreContext<'_> {
 pub const MAX_LISTED_ERRORS: usize = 20;
 
 impl Tracker {
+    /// Closes the store (see [`Store::close`]: after a session that wrote much, sled's
+    /// snapshot is written now rather than by the next open).
+    pub fn close(self) {
+        self.store.close();
+    }
+
     /// Opens the store at `path` and brings its views up to date: a view whose stored version
     /// differs from the code's is rebuilt (reported in [`OpenReport::rebuilt`]); the others
     /// catch up from their checkpoints (healing a crash between an append and its views).

@@ -152,6 +152,10 @@ struct SyncState {
 /// durability is shared between concurrent appenders (group commit).
 pub struct Store {
     pub(crate) path: PathBuf,
+    /// The sled cache size it was opened with (for [`Store::close`]).
+    cache_capacity: u64,
+    /// Events and view rows this handle wrote to sled (see [`Store::close`]).
+    pub(crate) session_writes: AtomicU64,
     pub(crate) db: sled::Db,
     pub(crate) log: sled::Tree,
     pub(crate) views: sled::Tree,
@@ -234,6 +238,25 @@ fn open_sled(config: &sled::Config, path: &Path) -> Result<sled::Db> {
     }
 }
 
+/// sled's configuration for the store in `path`.
+fn sled_config(path: &Path, cache_capacity: u64) -> sled::Config {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_capacity)
+        // sled writes any log item above segment_size / 4 (a value, or a whole leaf node when
+        // it is consolidated) to a blob file that it never fsyncs. Leaves hold up to 17
+        // entries of ≤ 60 KiB each, so 8 MiB segments keep every item inline (≤ 2 MiB).
+        .segment_size(SEGMENT_SIZE)
+        // No periodic background flush: appends are durable through the journal, and sled
+        // writes its IO buffer at every batch anyway. The timer's extra writes only competed
+        // with the journal's fdatasync (measured: 2.0k → 2.8k durable appends/s).
+        .flush_every_ms(None)
+}
+
+/// Events and view rows a session must write for [`Store::close`] to have sled write its
+/// snapshot before the next open.
+const SNAPSHOT_AFTER_WRITES: u64 = 20_000;
+
 impl Store {
     /// Opens (or creates) the store in directory `path`.
     ///
@@ -246,17 +269,7 @@ impl Store {
                 path: path.to_path_buf(),
             });
         }
-        let config = sled::Config::new()
-            .path(path)
-            .cache_capacity(opts.cache_capacity)
-            // sled writes any log item above segment_size / 4 (a value, or a whole leaf node when
-            // it is consolidated) to a blob file that it never fsyncs. Leaves hold up to 17
-            // entries of ≤ 60 KiB each, so 8 MiB segments keep every item inline (≤ 2 MiB).
-            .segment_size(SEGMENT_SIZE)
-            // No periodic background flush: appends are durable through the journal, and sled
-            // writes its IO buffer at every batch anyway. The timer's extra writes only competed
-            // with the journal's fdatasync (measured: 2.0k → 2.8k durable appends/s).
-            .flush_every_ms(None);
+        let config = sled_config(path, opts.cache_capacity);
         let db = open_sled(&config, path)?;
         let log = db.open_tree("log")?;
         let views = db.open_tree("views")?;
@@ -306,6 +319,8 @@ impl Store {
         let (replay, unclean) = journal.recover(head.seq)?;
         let store = Store {
             path: path.to_path_buf(),
+            cache_capacity: opts.cache_capacity,
+            session_writes: AtomicU64::new(0),
             db,
             log,
             views,
@@ -1358,6 +1373,25 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Closes the store, as dropping it does. After a session that wrote much (an import, a
+    /// rebuild: at least 20,000 events and view rows), also has sled write its snapshot now:
+    /// sled 0.34 writes one only when it opens a store, by replaying everything written
+    /// since the last one (~0.2 s after importing 1M events), so without this the next
+    /// command to open the store, typically a read, would pay for it. Best effort: if the
+    /// store cannot be reopened (another process took it meanwhile), that open pays instead.
+    pub fn close(self) {
+        let heavy = self.session_writes.load(Ordering::Relaxed) >= SNAPSHOT_AFTER_WRITES;
+        let (path, cache_capacity) = (self.path.clone(), self.cache_capacity);
+        drop(self);
+        if heavy {
+            if let Ok(db) = open_sled(&sled_config(&path, cache_capacity), &path) {
+                drop(db);
+            }
+        }
+    }
+}
+
 impl Drop for Store {
     fn drop(&mut self) {
         // If the tail cannot be applied, the journal keeps it for the next open.
@@ -1554,6 +1588,9 @@ impl<'s> LogWriter<'s> {
     /// in-memory state. Returns the new published state. A large write is durable when this
     /// returns; a small one is not (its caller journals it or flushes sled).
     pub(crate) fn finish(mut self, new_streams: u64) -> Result<Published> {
+        self.store
+            .session_writes
+            .fetch_add(self.head.seq - self.start.head.seq, Ordering::Relaxed);
         if self.pack.count > 0 && self.pack.next_seq() > self.start.head.seq + 1 {
             self.seal_pack();
         }

@@ -333,6 +333,8 @@ impl Store {
         version: u32,
     ) -> Result<ViewMeta> {
         let _g = lock(&self.view_lock);
+        self.session_writes
+            .fetch_add(changes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let mut batch = sled::Batch::default();
         let mut publish = None;
         let (gen, mut meta) = match self.view_gen(ns)? {

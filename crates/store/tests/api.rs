@@ -719,3 +719,48 @@ fn a_pack_header_with_too_small_a_count_is_an_error_for_known_at() {
         Err(StoreError::Corrupt { .. })
     ));
 }
+
+/// sled's snapshot files in a store directory.
+fn snapshots(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("snap."))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `close` after a session that wrote much has sled write its snapshot (which it otherwise
+/// writes at the next open, after replaying the session); after a light session it does not
+/// reopen the store. Either way the store reopens with everything in it.
+#[test]
+fn close_writes_sleds_snapshot_after_a_heavy_session_only() {
+    let dir = tempfile::tempdir().unwrap();
+    for k in 0..2 {
+        let s = open(dir.path());
+        s.append(&[ev("light", id(7, k), k)], &[]).unwrap();
+        let during = snapshots(dir.path());
+        s.close();
+        assert_eq!(
+            snapshots(dir.path()),
+            during,
+            "a light session reopened the store"
+        );
+    }
+    let s = open(dir.path());
+    let batch: Vec<commitments_store::NewEvent> = (0..25_000u64)
+        .map(|k| ev(&format!("heavy{}", k % 50), id(8, k), k))
+        .collect();
+    s.append(&batch, &[]).unwrap();
+    let during = snapshots(dir.path());
+    s.close();
+    let after_heavy = snapshots(dir.path());
+    assert_ne!(after_heavy, during, "no new snapshot after 25,000 events");
+    let s = open(dir.path());
+    assert_eq!(s.head().unwrap().seq, 25_002);
+    assert!(s.verify(&ok_decode, &no_progress).unwrap().is_ok());
+    drop(s);
+    // That open found nothing to replay, so it wrote no snapshot of its own.
+    assert_eq!(snapshots(dir.path()), after_heavy);
+}
