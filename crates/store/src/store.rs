@@ -156,6 +156,9 @@ pub struct Store {
     cache_capacity: u64,
     /// Events and view rows this handle wrote to sled (see [`Store::close`]).
     pub(crate) session_writes: AtomicU64,
+    /// This handle changed something in sled (see [`Store::mark_dirty`]); a handle that did
+    /// not, and found the journal clean, closes without a flush and an fsync.
+    dirty: AtomicBool,
     pub(crate) db: sled::Db,
     pub(crate) log: sled::Tree,
     pub(crate) views: sled::Tree,
@@ -321,6 +324,7 @@ impl Store {
             path: path.to_path_buf(),
             cache_capacity: opts.cache_capacity,
             session_writes: AtomicU64::new(0),
+            dirty: AtomicBool::new(false),
             db,
             log,
             views,
@@ -406,6 +410,7 @@ impl Store {
             any = true;
         }
         if any {
+            self.mark_dirty();
             self.log.apply_batch(batch)?;
         }
         Ok(any)
@@ -657,6 +662,7 @@ impl Store {
             bytes += v.len();
             batch.insert(k, v);
             if bytes > 4 << 20 {
+                self.mark_dirty();
                 self.log.apply_batch(std::mem::take(&mut batch))?;
                 bytes = 0;
             }
@@ -675,6 +681,7 @@ impl Store {
         }
         batch.insert(index::K_RUNS, new_state.encode_list());
         batch.remove(codec::K_PENDING);
+        self.mark_dirty();
         self.log.apply_batch(batch)?;
         self.set_index_state(new_state);
         Ok(())
@@ -1392,10 +1399,29 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Notes that this handle is about to change sled (called before every write).
+    pub(crate) fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether closing must apply, flush and fsync: something was written, appended or
+    /// journaled in this session, or the journal was not clean when it began.
+    fn close_needs_sync(&self) -> bool {
+        self.dirty.load(Ordering::SeqCst)
+            || self.commits.load(Ordering::SeqCst) > 0
+            || self.has_pending.load(Ordering::SeqCst)
+            || self.replayed.load(Ordering::SeqCst) > 0
+            || self.flushed_unclean.load(Ordering::SeqCst)
+    }
+}
+
 impl Drop for Store {
     fn drop(&mut self) {
+        // A session that only read (a `show`, a `list`) has nothing to make durable: no
+        // flush, no fsync (~10 ms of a read command on this machine's disk).
         // If the tail cannot be applied, the journal keeps it for the next open.
-        if self.settle().is_ok() && self.flush_and_fsync().is_ok() {
+        if self.close_needs_sync() && self.settle().is_ok() && self.flush_and_fsync().is_ok() {
             let _ = lock(&self.journal).close_clean();
         }
         let key = self
@@ -1579,6 +1605,7 @@ impl<'s> LogWriter<'s> {
             batch.insert(codec::K_PENDING, &self.start.head.seq.to_be_bytes()[..]);
             self.wrote_pending = true;
         }
+        self.store.mark_dirty();
         self.store.log.apply_batch(batch)?;
         self.batch_events = 0;
         Ok(())
@@ -1640,6 +1667,7 @@ impl<'s> LogWriter<'s> {
         batch.insert(index::K_RUNS, new_index.encode_list());
         batch.insert(codec::K_HEAD, &self.head.encode()[..]);
         batch.insert(codec::K_COUNTS, &codec::encode_counts(events, streams)[..]);
+        self.store.mark_dirty();
         self.store.log.apply_batch(batch)?;
         // Published in sled: from here on the in-memory state must say so, even if the flush
         // below fails (a failed append's cleanup discards only what lies past this head).

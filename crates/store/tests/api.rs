@@ -764,3 +764,36 @@ fn close_writes_sleds_snapshot_after_a_heavy_session_only() {
     // That open found nothing to replay, so it wrote no snapshot of its own.
     assert_eq!(snapshots(dir.path()), after_heavy);
 }
+
+/// A session that only reads closes without writing anything: the journal file is left as
+/// the last writing session closed it (closing a session that wrote flushes and fsyncs sled,
+/// then resets the journal).
+#[test]
+fn a_read_only_session_closes_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    let mtime = || std::fs::metadata(&journal).unwrap().modified().unwrap();
+    {
+        let s = open(dir.path());
+        s.append(&[ev("r", id(9, 0), 0)], &[]).unwrap();
+    }
+    let closed = mtime();
+    std::thread::sleep(Duration::from_millis(20));
+    {
+        let s = open(dir.path());
+        assert_eq!(s.head().unwrap().seq, 1);
+        assert_eq!(all(&s).len(), 1);
+        assert!(s.verify(&ok_decode, &no_progress).unwrap().is_ok());
+    }
+    assert_eq!(mtime(), closed, "a read-only session touched the journal");
+    {
+        let s = open(dir.path());
+        s.append(&[ev("r", id(9, 1), 1)], &[]).unwrap();
+    }
+    assert_ne!(
+        mtime(),
+        closed,
+        "a writing session left the journal as it was"
+    );
+    assert_eq!(open(dir.path()).head().unwrap().seq, 2);
+}
