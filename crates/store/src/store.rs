@@ -159,6 +159,9 @@ pub struct Store {
     /// This handle changed something in sled (see [`Store::mark_dirty`]); a handle that did
     /// not, and found the journal clean, closes without a flush and an fsync.
     dirty: AtomicBool,
+    /// Open completed. A handle whose open failed (say, a journal it cannot replay) is
+    /// dropped without touching anything, so that the journal stays for the next open.
+    opened: AtomicBool,
     pub(crate) db: sled::Db,
     pub(crate) log: sled::Tree,
     pub(crate) views: sled::Tree,
@@ -227,13 +230,25 @@ static CLOSED_HERE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// How long a reopen of a store this process closed waits for sled to let go of its lock.
 const REOPEN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The same wait for [`Store::close`]'s reopen, which is only worth a short one.
+const CLOSE_REOPEN_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
 fn open_sled(config: &sled::Config, path: &Path) -> Result<sled::Db> {
+    open_sled_within(config, path, REOPEN_GRACE)
+}
+
+/// [`open_sled`] with another bound on the wait for this process's own sled threads.
+fn open_sled_within(
+    config: &sled::Config,
+    path: &Path,
+    grace: std::time::Duration,
+) -> Result<sled::Db> {
     let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let closed_here = lock(&CLOSED_HERE).contains(&key);
     let started = std::time::Instant::now();
     loop {
         match config.open().map_err(|e| map_open_error(e, path)) {
-            Err(StoreError::Locked { .. }) if closed_here && started.elapsed() < REOPEN_GRACE => {
+            Err(StoreError::Locked { .. }) if closed_here && started.elapsed() < grace => {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             other => return other,
@@ -325,6 +340,7 @@ impl Store {
             cache_capacity: opts.cache_capacity,
             session_writes: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
+            opened: AtomicBool::new(false),
             db,
             log,
             views,
@@ -366,6 +382,7 @@ impl Store {
             store.flush_durable()?;
         }
         store.views_cleanup()?;
+        store.opened.store(true, Ordering::SeqCst);
         Ok(store)
     }
 
@@ -1392,7 +1409,10 @@ impl Store {
         let (path, cache_capacity) = (self.path.clone(), self.cache_capacity);
         drop(self);
         if heavy {
-            if let Ok(db) = open_sled(&sled_config(&path, cache_capacity), &path) {
+            // A short wait: long enough for sled's own threads to let go of the lock, not
+            // for another process that took the store meanwhile (its open pays instead).
+            let config = sled_config(&path, cache_capacity);
+            if let Ok(db) = open_sled_within(&config, &path, CLOSE_REOPEN_GRACE) {
                 drop(db);
             }
         }
@@ -1421,7 +1441,11 @@ impl Drop for Store {
         // A session that only read (a `show`, a `list`) has nothing to make durable: no
         // flush, no fsync (~10 ms of a read command on this machine's disk).
         // If the tail cannot be applied, the journal keeps it for the next open.
-        if self.close_needs_sync() && self.settle().is_ok() && self.flush_and_fsync().is_ok() {
+        if self.opened.load(Ordering::SeqCst)
+            && self.close_needs_sync()
+            && self.settle().is_ok()
+            && self.flush_and_fsync().is_ok()
+        {
             let _ = lock(&self.journal).close_clean();
         }
         let key = self
