@@ -359,8 +359,7 @@ fn a_full_build_that_spills_its_rows_gives_the_same_views() {
     }
 }
 
-/// A rebuild reports how many rows it changed: it counts them by comparing the two trees when
-/// the digests differ, and reports none without reading them when they agree.
+/// A rebuild reports how many rows it changed, view by view.
 #[test]
 fn a_rebuild_counts_the_rows_it_repairs() {
     use commitments_projection::rows::row_key;
