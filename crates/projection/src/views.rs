@@ -534,28 +534,7 @@ impl ViewSet {
     /// namespaces only), then its checkpoint `seq`; with `evict`, drops the cached rows. The
     /// four views are written on parallel threads when there is enough to write.
     pub fn write_shadow(&mut self, store: &Store, seq: u64, evict: bool) -> Result<()> {
-        let (from, versions) = (self.from, self.versions);
-        let parallel = self.pending_changes() >= PARALLEL_WRITE_MIN;
-        let ViewSet {
-            commitments,
-            calls,
-            documents,
-            sources,
-            ..
-        } = self;
-        let out = four(
-            parallel,
-            || write_shadow_view(commitments, store, from[0], seq, versions[0], evict),
-            || write_shadow_view(calls, store, from[1], seq, versions[1], evict),
-            || write_shadow_view(documents, store, from[2], seq, versions[2], evict),
-            || write_shadow_view(sources, store, from[3], seq, versions[3], evict),
-        );
-        for (i, r) in out.into_iter().enumerate() {
-            if let Some(cp) = r? {
-                self.from[i] = Some(cp);
-            }
-        }
-        Ok(())
+        self.write(store, seq, Write::Shadow { evict })
     }
 
     /// Row changes not yet written, over every view.
@@ -598,6 +577,11 @@ impl ViewSet {
     /// Writes every view's changes with checkpoint `seq`, each view atomically (the four views
     /// on parallel threads when there is enough to write).
     pub fn commit(&mut self, store: &Store, seq: u64) -> Result<()> {
+        self.write(store, seq, Write::Atomic)
+    }
+
+    /// Writes every view in this pass (see [`write_view`]) and advances its checkpoint.
+    fn write(&mut self, store: &Store, seq: u64, how: Write) -> Result<()> {
         let (from, versions) = (self.from, self.versions);
         let parallel = self.pending_changes() >= PARALLEL_WRITE_MIN;
         let ViewSet {
@@ -609,10 +593,10 @@ impl ViewSet {
         } = self;
         let out = four(
             parallel,
-            || commit_view(commitments, store, from[0], seq, versions[0]),
-            || commit_view(calls, store, from[1], seq, versions[1]),
-            || commit_view(documents, store, from[2], seq, versions[2]),
-            || commit_view(sources, store, from[3], seq, versions[3]),
+            || write_view(commitments, store, from[0], seq, versions[0], how),
+            || write_view(calls, store, from[1], seq, versions[1], how),
+            || write_view(documents, store, from[2], seq, versions[2], how),
+            || write_view(sources, store, from[3], seq, versions[3], how),
         );
         for (i, r) in out.into_iter().enumerate() {
             if let Some(cp) = r? {
@@ -649,53 +633,54 @@ fn four<R: Send>(
     })
 }
 
-/// One view's part of [`ViewSet::commit`]: its new checkpoint, if it was written.
-fn commit_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + PartialEq>(
-    rows: &mut Rows<T>,
-    store: &Store,
-    from: Option<u64>,
-    seq: u64,
-    version: u32,
-) -> Result<Option<u64>> {
-    let Some(from) = from else { return Ok(None) };
-    let changes = rows.take_changes(Some(store))?;
-    if seq > from || !changes.is_empty() {
-        store.view_commit(rows.ns(), &changes, seq.max(from), version)?;
-        return Ok(Some(seq.max(from)));
-    }
-    Ok(None)
+/// How [`ViewSet`] writes a view's changes.
+#[derive(Debug, Clone, Copy)]
+enum Write {
+    /// All changes and the checkpoint in one atomic commit.
+    Atomic,
+    /// In chunks of [`SHADOW_CHUNK`], then the checkpoint (for namespaces a crash discards);
+    /// with `evict`, the cached rows are dropped as they are written.
+    Shadow { evict: bool },
 }
 
-/// One view's part of [`ViewSet::write_shadow`]: its new checkpoint, if it was written.
-fn write_shadow_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + PartialEq>(
+/// One view's part of [`ViewSet::commit`] or [`ViewSet::write_shadow`]: its new checkpoint,
+/// if it was written (`None` also for a view not in this pass).
+fn write_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + PartialEq>(
     rows: &mut Rows<T>,
     store: &Store,
     from: Option<u64>,
     seq: u64,
     version: u32,
-    evict: bool,
+    how: Write,
 ) -> Result<Option<u64>> {
     let Some(from) = from else { return Ok(None) };
     let ns = rows.ns().to_owned();
-    let mut wrote = false;
-    let mut sink = |changes: Changes| -> Result<()> {
-        if !changes.is_empty() {
-            // The rows before the last chunk are in, the checkpoint not yet.
-            store.view_commit(&ns, &changes, from, version)?;
-            wrote = true;
+    // The changes that go with the checkpoint, and whether any were written before it.
+    let (last, wrote) = match how {
+        Write::Atomic => (rows.take_changes(Some(store))?, false),
+        Write::Shadow { evict } => {
+            let mut wrote = false;
+            let mut sink = |changes: Changes| -> Result<()> {
+                if !changes.is_empty() {
+                    // The rows before the last chunk are in, the checkpoint not yet.
+                    store.view_commit(&ns, &changes, from, version)?;
+                    wrote = true;
+                }
+                Ok(())
+            };
+            rows.take_changes_chunked(Some(store), SHADOW_CHUNK, evict, &mut sink)?;
+            if evict {
+                rows.evict();
+            }
+            (Vec::new(), wrote)
         }
-        Ok(())
     };
-    rows.take_changes_chunked(Some(store), SHADOW_CHUNK, evict, &mut sink)?;
-    let mut checkpoint = None;
-    if seq > from || wrote {
-        store.view_commit(&ns, &[], seq.max(from), version)?;
-        checkpoint = Some(seq.max(from));
+    if seq > from || wrote || !last.is_empty() {
+        let checkpoint = seq.max(from);
+        store.view_commit(&ns, &last, checkpoint, version)?;
+        return Ok(Some(checkpoint));
     }
-    if evict {
-        rows.evict();
-    }
-    Ok(checkpoint)
+    Ok(None)
 }
 
 /// Events applied between two commits of a catch-up or rebuild.

@@ -155,8 +155,8 @@ pub struct Store {
     /// The sled cache size it was opened with (for [`Store::close`]).
     cache_capacity: u64,
     /// Events and view rows this handle wrote to sled (see [`Store::close`]).
-    pub(crate) session_writes: AtomicU64,
-    /// This handle changed something in sled (see [`Store::mark_dirty`]); a handle that did
+    session_writes: AtomicU64,
+    /// This handle changed something in sled (see [`Store::note_write`]); a handle that did
     /// not, and found the journal clean, closes without a flush and an fsync.
     dirty: AtomicBool,
     /// Open completed. A handle whose open failed (say, a journal it cannot replay) is
@@ -427,7 +427,7 @@ impl Store {
             any = true;
         }
         if any {
-            self.mark_dirty();
+            self.note_write(0);
             self.log.apply_batch(batch)?;
         }
         Ok(any)
@@ -679,7 +679,7 @@ impl Store {
             bytes += v.len();
             batch.insert(k, v);
             if bytes > 4 << 20 {
-                self.mark_dirty();
+                self.note_write(0);
                 self.log.apply_batch(std::mem::take(&mut batch))?;
                 bytes = 0;
             }
@@ -698,7 +698,7 @@ impl Store {
         }
         batch.insert(index::K_RUNS, new_state.encode_list());
         batch.remove(codec::K_PENDING);
-        self.mark_dirty();
+        self.note_write(0);
         self.log.apply_batch(batch)?;
         self.set_index_state(new_state);
         Ok(())
@@ -706,18 +706,14 @@ impl Store {
 
     // ------------------------------------------------------------------ durability
 
-    fn flush_and_fsync(&self) -> Result<()> {
-        self.db.flush()?;
-        self.db_file.sync_all()?;
-        Ok(())
-    }
-
     /// Makes everything written so far durable in sled itself: `db.flush()` (which on Linux is
     /// only `sync_file_range`) plus an fsync of `<dir>/db`. Appends do not need this (they are
     /// durable through the journal once `append` returns); view swaps, large appends and
     /// closing the store use it.
     pub fn flush_durable(&self) -> Result<()> {
-        self.flush_and_fsync()
+        self.db.flush()?;
+        self.db_file.sync_all()?;
+        Ok(())
     }
 
     /// Marks every journal record written so far as durable (sled was just flushed and
@@ -1304,7 +1300,7 @@ impl Store {
         if j.wants_checkpoint() {
             // Everything journaled so far goes to sled durably; the journal restarts.
             self.apply_pending_locked()?;
-            self.flush_and_fsync()?;
+            self.flush_durable()?;
             self.mark_all_synced();
             j.restart();
         }
@@ -1420,9 +1416,11 @@ impl Store {
 }
 
 impl Store {
-    /// Notes that this handle is about to change sled (called before every write).
-    pub(crate) fn mark_dirty(&self) {
+    /// Notes that this handle is about to change sled (called before every write), writing
+    /// `rows` events or view rows (counted for [`Store::close`]).
+    pub(crate) fn note_write(&self, rows: u64) {
         self.dirty.store(true, Ordering::SeqCst);
+        self.session_writes.fetch_add(rows, Ordering::Relaxed);
     }
 
     /// Whether closing must apply, flush and fsync: something was written, appended or
@@ -1444,7 +1442,7 @@ impl Drop for Store {
         if self.opened.load(Ordering::SeqCst)
             && self.close_needs_sync()
             && self.settle().is_ok()
-            && self.flush_and_fsync().is_ok()
+            && self.flush_durable().is_ok()
         {
             let _ = lock(&self.journal).close_clean();
         }
@@ -1629,7 +1627,7 @@ impl<'s> LogWriter<'s> {
             batch.insert(codec::K_PENDING, &self.start.head.seq.to_be_bytes()[..]);
             self.wrote_pending = true;
         }
-        self.store.mark_dirty();
+        self.store.note_write(0);
         self.store.log.apply_batch(batch)?;
         self.batch_events = 0;
         Ok(())
@@ -1639,9 +1637,6 @@ impl<'s> LogWriter<'s> {
     /// in-memory state. Returns the new published state. A large write is durable when this
     /// returns; a small one is not (its caller journals it or flushes sled).
     pub(crate) fn finish(mut self, new_streams: u64) -> Result<Published> {
-        self.store
-            .session_writes
-            .fetch_add(self.head.seq - self.start.head.seq, Ordering::Relaxed);
         if self.pack.count > 0 && self.pack.next_seq() > self.start.head.seq + 1 {
             self.seal_pack();
         }
@@ -1677,7 +1672,7 @@ impl<'s> LogWriter<'s> {
         if self.large {
             self.write_chunk()?;
             // One fsync for all chunks, then the small publishing step.
-            self.store.flush_and_fsync()?;
+            self.store.flush_durable()?;
         }
         let events = self.start.events + (self.head.seq - self.start.head.seq);
         let streams = self.start.streams + new_streams;
@@ -1691,7 +1686,7 @@ impl<'s> LogWriter<'s> {
         batch.insert(index::K_RUNS, new_index.encode_list());
         batch.insert(codec::K_HEAD, &self.head.encode()[..]);
         batch.insert(codec::K_COUNTS, &codec::encode_counts(events, streams)[..]);
-        self.store.mark_dirty();
+        self.store.note_write(self.head.seq - self.start.head.seq);
         self.store.log.apply_batch(batch)?;
         // Published in sled: from here on the in-memory state must say so, even if the flush
         // below fails (a failed append's cleanup discards only what lies past this head).
@@ -1706,7 +1701,7 @@ impl<'s> LogWriter<'s> {
             // sled now holds everything durably, so the journal restarts: its records must
             // stay contiguous in seq, and this append's events are not in it.
             let mut j = lock(&self.store.journal);
-            self.store.flush_and_fsync()?;
+            self.store.flush_durable()?;
             self.store.mark_all_synced();
             j.restart();
         }

@@ -333,9 +333,7 @@ impl Store {
         version: u32,
     ) -> Result<ViewMeta> {
         let _g = lock(&self.view_lock);
-        self.mark_dirty();
-        self.session_writes
-            .fetch_add(changes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.note_write(changes.len() as u64);
         let mut batch = sled::Batch::default();
         let mut publish = None;
         let (gen, mut meta) = match self.view_gen(ns)? {
@@ -412,7 +410,7 @@ impl Store {
     /// removes the `shadow` name, then deletes the old live rows.
     pub fn view_swap(&self, live: &str, shadow: &str) -> Result<()> {
         let _g = lock(&self.view_lock);
-        self.mark_dirty();
+        self.note_write(0);
         let sg = self.view_gen(shadow)?.ok_or_else(|| StoreError::NoView {
             ns: shadow.to_string(),
         })?;
@@ -441,7 +439,7 @@ impl Store {
         let Some(g) = self.view_gen(ns)? else {
             return Ok(());
         };
-        self.mark_dirty();
+        self.note_write(0);
         let mut batch = sled::Batch::default();
         batch.remove(ns_key(ns));
         batch.insert(&garbage_key(g)[..], &[][..]);
@@ -463,7 +461,7 @@ impl Store {
 
     /// Drops generation `gen`'s tree (freeing its pages) and its garbage marker.
     fn delete_generation(&self, gen: u64) -> Result<()> {
-        self.mark_dirty();
+        self.note_write(0);
         self.db.drop_tree(gen_tree_name(gen))?;
         self.views.remove(&garbage_key(gen)[..])?;
         Ok(())
@@ -514,7 +512,7 @@ impl Store {
         // Stores written before generation trees (format 1 and 2) kept rows in this tree under
         // `G ‖ gen`. Views are derived: they are dropped and the projections rebuild them.
         if self.views.scan_prefix(b"G").next().is_some() {
-            self.mark_dirty();
+            self.note_write(0);
             self.views.clear()?;
         }
         let mut gens = Vec::new();
@@ -541,7 +539,7 @@ impl Store {
                 .and_then(|g| g.parse::<u64>().ok());
             if let Some(g) = gen {
                 if !live.contains(&g) {
-                    self.mark_dirty();
+                    self.note_write(0);
                     self.db.drop_tree(&name)?;
                 }
             }

@@ -44,6 +44,46 @@ fn rng(state: &mut u64) -> u64 {
     *state
 }
 
+/// Rounds to run: the environment variable `var`, else `default`.
+fn rounds(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs this test binary's `child_test` as a child writing into `dir` (through the
+/// environment variable `path_var`), kills it with SIGKILL after a random 150–750 ms, and
+/// returns the lines it printed and the delay.
+fn run_and_kill(
+    child_test: &str,
+    path_var: &str,
+    dir: &Path,
+    round: u64,
+    state: &mut u64,
+) -> (Vec<String>, u64) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", child_test, "--nocapture", "--test-threads=1"])
+        .env(path_var, dir)
+        .env("STORE_CRASH_ROUND", round.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    let delay = 150 + rng(state) % 600;
+    std::thread::sleep(Duration::from_millis(delay));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    (reader.join().unwrap(), delay)
+}
+
 /// Child mode: append forever, announcing each batch before and after.
 #[test]
 fn crash_child() {
@@ -81,44 +121,29 @@ fn crash_recovery_keeps_acknowledged_batches_whole() {
     if std::env::var("STORE_CRASH_CHILD_PATH").is_ok() {
         return;
     }
-    let rounds: u64 = std::env::var("CRASH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
-    let exe = std::env::current_exe().unwrap();
+    let rounds = rounds("CRASH_ROUNDS", 30);
     let started = Instant::now();
     let mut failures = Vec::new();
     let mut replay_rounds = 0u64;
     let mut state = 0x1234_5678_9ABC_DEF1u64;
     for round in 0..rounds {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-            .env("STORE_CRASH_CHILD_PATH", dir.path())
-            .env("STORE_CRASH_ROUND", round.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut acked = 0u64;
-            let mut boundaries = BTreeSet::from([0u64]);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(v) = line.strip_prefix("ACK ") {
-                    acked = v.parse().unwrap();
-                } else if let Some(v) = line.strip_prefix("BEGIN ") {
-                    boundaries.insert(v.parse::<u64>().unwrap());
-                }
+        let (lines, delay) = run_and_kill(
+            "crash_child",
+            "STORE_CRASH_CHILD_PATH",
+            dir.path(),
+            round,
+            &mut state,
+        );
+        let mut acked = 0u64;
+        let mut boundaries = BTreeSet::from([0u64]);
+        for line in &lines {
+            if let Some(v) = line.strip_prefix("ACK ") {
+                acked = v.parse().unwrap();
+            } else if let Some(v) = line.strip_prefix("BEGIN ") {
+                boundaries.insert(v.parse::<u64>().unwrap());
             }
-            (acked, boundaries)
-        });
-        let delay = 150 + rng(&mut state) % 600;
-        std::thread::sleep(Duration::from_millis(delay));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let (acked, boundaries) = reader.join().unwrap();
+        }
 
         let check = || -> Result<(u64, u64), String> {
             let store = Store::open(dir.path(), crash_opts()).map_err(|e| format!("open: {e}"))?;
@@ -241,48 +266,28 @@ fn crash_recovery_keeps_every_acknowledged_concurrent_append() {
     {
         return;
     }
-    let rounds: u64 = std::env::var("GROUP_CRASH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
-    let exe = std::env::current_exe().unwrap();
+    let rounds = rounds("GROUP_CRASH_ROUNDS", 10);
     let mut failures = Vec::new();
     let mut rounds_with_acks = 0u64;
     let mut state = 0x0DDB_1A5E_5BAD_5EEDu64;
     for round in 0..rounds {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(&exe)
-            .args([
-                "--exact",
-                "group_crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("STORE_GROUP_CRASH_CHILD_PATH", dir.path())
-            .env("STORE_CRASH_ROUND", round.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            // Per writer: how many of its appends were acknowledged.
-            let mut acked = [0u64; GROUP_WRITERS as usize];
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let mut parts = line.strip_prefix("ACK ").unwrap_or("").split(' ');
-                if let (Some(w), Some(k)) = (parts.next(), parts.next()) {
-                    let (w, k): (usize, u64) = (w.parse().unwrap(), k.parse().unwrap());
-                    acked[w] = acked[w].max(k + 1);
-                }
+        let (lines, delay) = run_and_kill(
+            "group_crash_child",
+            "STORE_GROUP_CRASH_CHILD_PATH",
+            dir.path(),
+            round,
+            &mut state,
+        );
+        // Per writer: how many of its appends were acknowledged.
+        let mut acked = [0u64; GROUP_WRITERS as usize];
+        for line in &lines {
+            let mut parts = line.strip_prefix("ACK ").unwrap_or("").split(' ');
+            if let (Some(w), Some(k)) = (parts.next(), parts.next()) {
+                let (w, k): (usize, u64) = (w.parse().unwrap(), k.parse().unwrap());
+                acked[w] = acked[w].max(k + 1);
             }
-            acked
-        });
-        let delay = 150 + rng(&mut state) % 600;
-        std::thread::sleep(Duration::from_millis(delay));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let acked = reader.join().unwrap();
+        }
 
         let check = || -> Result<(u64, u64, u64), String> {
             let store = Store::open(dir.path(), crash_opts()).map_err(|e| format!("open: {e}"))?;
