@@ -180,6 +180,9 @@ pub struct Rows<T> {
 /// Row changes for the store: `(key, Some(value))` to write, `(key, None)` to delete.
 pub type Changes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
+/// Receives stored rows `(key, value)` in key order (see [`Rows::drain_sorted`]).
+pub type RowSink<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
+
 /// Row key of a primary row.
 pub fn row_key(id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(id.len() + 1);
@@ -330,6 +333,48 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
         })?;
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+
+    /// Hands every row of a full build that kept all its rows in memory ([`Rows::keep_all`],
+    /// nothing written yet) to `sink` in key order, index buckets (`i…`) first, then the rows
+    /// (`r…`), as the stored values [`Rows::take_changes`] would have written; each row leaves
+    /// the cache as it is encoded. The pending changes are taken with them.
+    pub fn drain_sorted(&mut self, sink: &mut RowSink<'_>) -> Result<()> {
+        debug_assert!(self.keep_all && self.store_empty);
+        self.original.clear();
+        let mut ids: Vec<String> = self
+            .cache
+            .iter()
+            .filter(|(_, r)| r.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort_unstable();
+        let mut buckets: BTreeMap<Vec<u8>, Vec<&str>> = BTreeMap::new();
+        for id in &ids {
+            if let Some(Some(row)) = self.cache.get(id) {
+                let keys: BTreeSet<Vec<u8>> = (self.index)(id, row).into_iter().collect();
+                for k in keys {
+                    // `ids` is sorted, so each bucket's ids come out sorted.
+                    buckets.entry(bucket_key(&k, id)).or_default().push(id);
+                }
+            }
+        }
+        for (key, ids) in buckets {
+            sink(&key, ids.join("\n").as_bytes())?;
+        }
+        let mut bytes = Vec::new();
+        for id in &ids {
+            if let Some(Some(row)) = self.cache.remove(id) {
+                bytes.clear();
+                serde_json::to_writer(&mut bytes, &*row).map_err(|e| ProjectionError::Decode {
+                    seq: 0,
+                    reason: format!("cannot encode row {id}: {e}"),
+                })?;
+                sink(&row_key(id), &bytes)?;
+            }
+        }
+        self.cache = HashMap::new();
+        Ok(())
     }
 
     /// [`Rows::take_changes`] handed to `sink` in chunks of at most `chunk` changes (each in

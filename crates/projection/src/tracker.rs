@@ -11,7 +11,9 @@ use commitments_domain::{
     fold_stream, CommitmentState, Context, DomainError, Effect, EventId, SubjectKind, Upcasters,
     Validator, Verdict, DEFAULT_HORIZON_DAYS,
 };
-use commitments_store::{ExpectedVersion, NewEvent, OpenOptions, Store, StoreError, ViewMeta};
+use commitments_store::{
+    ExpectedVersion, NewEvent, OpenOptions, Store, StoreError, ViewMeta, VERSION_REWRITING,
+};
 use serde::Serialize;
 
 use crate::error::{LineError, ProjectionError, Result};
@@ -29,6 +31,9 @@ pub struct TrackerOptions {
     pub create: bool,
     /// Events applied between two view commits during catch-up and rebuild.
     pub view_batch: u64,
+    /// Estimated bytes of rows a rebuild or verify keeps in memory; above it, rows go to
+    /// shadow namespaces on disk (default [`SHADOW_ROW_BUDGET`]).
+    pub row_budget: u64,
 }
 
 impl std::fmt::Debug for TrackerOptions {
@@ -46,6 +51,7 @@ impl Default for TrackerOptions {
             actor: "unknown".into(),
             create: true,
             view_batch: BATCH_EVENTS,
+            row_budget: SHADOW_ROW_BUDGET,
         }
     }
 }
@@ -66,6 +72,7 @@ pub struct Tracker {
     upcasters: Upcasters,
     actor: String,
     view_batch: u64,
+    row_budget: u64,
 }
 
 /// A read's time axes.
@@ -332,6 +339,7 @@ impl Tracker {
             upcasters: Upcasters::standard(),
             actor: opts.actor,
             view_batch: opts.view_batch.max(1),
+            row_budget: opts.row_budget,
         };
         let report = t.refresh(&|_| {})?;
         Ok((t, report))
@@ -349,6 +357,10 @@ impl Tracker {
         for (name, version) in VIEWS {
             match self.store.view_meta(name)? {
                 Some(m) if m.version == *version => {}
+                Some(m) if m.version == VERSION_REWRITING => stale.push((
+                    name.to_string(),
+                    format!("view `{name}` was being rebuilt when a process stopped: rebuilding it"),
+                )),
                 Some(m) => stale.push((
                     name.to_string(),
                     format!("view `{name}` is at version {}, the code at {version}: rebuilding views after changes", m.version),
@@ -395,6 +407,7 @@ impl Tracker {
     pub fn rebuild(&self, names: &[&str], progress: &dyn Fn(u64)) -> Result<Vec<RebuildReport>> {
         let head = self.store.head()?.seq;
         let mut set = ViewSet::shadow(".rebuild");
+        set.row_budget = self.row_budget;
         let mut chosen = [false; 4];
         for (i, (name, _)) in VIEWS.iter().enumerate() {
             chosen[i] = names.is_empty() || names.contains(name);
@@ -403,9 +416,8 @@ impl Tracker {
                 self.store.view_drop(set.ns(i))?;
             }
         }
-        // A rebuild writes into a shadow namespace that a crash simply discards (the next rebuild
-        // drops it first), so it keeps its rows in memory and writes each once at the end (see
-        // `ViewSet::shadow`); `batch` only paces the progress reports.
+        // A full build keeps its rows in memory (see `ViewSet::shadow`); `batch` only paces
+        // the progress reports.
         let batch = self.view_batch.saturating_mul(5);
         let events = run(
             &self.store,
@@ -415,40 +427,58 @@ impl Tracker {
             &self.upcasters,
             progress,
         )?;
-        let mut out = Vec::new();
-        for (i, (name, _)) in VIEWS.iter().enumerate() {
-            if !chosen[i] {
-                continue;
+        let live: [&str; 4] = [VIEWS[0].0, VIEWS[1].0, VIEWS[2].0, VIEWS[3].0];
+        let mut done: Vec<(String, Option<ViewMeta>, ViewMeta, u64)> = Vec::new();
+        if !set.spilled {
+            // Every row is in memory: write only those that differ from the live view's.
+            for (i, r) in set
+                .rewrite_into(&self.store, live, head)?
+                .into_iter()
+                .enumerate()
+            {
+                if let Some(r) = r {
+                    done.push((live[i].to_string(), r.before, r.after, r.changed));
+                }
             }
-            let shadow = set.ns(i).to_owned();
-            if self.store.view_meta(&shadow)?.is_none() {
-                self.store
-                    .view_commit(&shadow, &[], head, set.versions[i])?;
+        } else {
+            // The rows outgrew memory and were written to shadow namespaces: swap them in.
+            for (i, name) in live.iter().enumerate() {
+                if !chosen[i] {
+                    continue;
+                }
+                let shadow = set.ns(i).to_owned();
+                if self.store.view_meta(&shadow)?.is_none() {
+                    self.store
+                        .view_commit(&shadow, &[], head, set.versions[i])?;
+                }
+                let before = self.store.view_meta(name)?;
+                // Counted by reading both trees, not inferred from the digests: the live
+                // view's recorded digest says what was committed, not what its rows are now
+                // (a row damaged on disk behind its digest is exactly what a rebuild repairs).
+                let changed = self.diff_rows(name, &shadow)?;
+                self.store.view_swap(name, &shadow)?;
+                let after = self
+                    .store
+                    .view_meta(name)?
+                    .ok_or_else(|| StoreError::NoView {
+                        ns: name.to_string(),
+                    })?;
+                done.push((name.to_string(), before, after, changed));
             }
-            let before = self.store.view_meta(name)?;
-            // Counted by reading both trees, not inferred from the digests: the live view's
-            // recorded digest says what was committed, not what its rows are now (a row
-            // damaged on disk behind its digest is exactly what a rebuild repairs).
-            let rows_changed = self.diff_rows(name, &shadow)?;
-            self.store.view_swap(name, &shadow)?;
-            let after = self
-                .store
-                .view_meta(name)?
-                .ok_or_else(|| StoreError::NoView {
-                    ns: name.to_string(),
-                })?;
-            out.push(RebuildReport {
-                view: name.to_string(),
+        }
+        Ok(done
+            .into_iter()
+            .map(|(view, before, after, rows_changed)| RebuildReport {
+                view,
                 events,
                 checkpoint: after.checkpoint,
                 digest_before: before.as_ref().map(|m| hex(&m.digest)),
                 digest: hex(&after.digest),
-                unchanged: before.as_ref().is_some_and(|m| m.digest == after.digest),
+                unchanged: rows_changed == 0,
                 rows_changed,
                 rows: after.rows,
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
 
     fn diff_rows(&self, a: &str, b: &str) -> Result<u64> {
@@ -1134,17 +1164,27 @@ impl Tracker {
         }
         let head = self.store.head()?.seq;
         let mut set = ViewSet::shadow(".verify");
+        set.row_budget = self.row_budget;
         for i in 0..4 {
             self.store.view_drop(set.ns(i))?;
         }
         run(&self.store, &mut set, head, self.view_batch, up, &|_| {})?;
+        // The fresh fold's digests: from memory, or from the shadow namespaces when the rows
+        // outgrew memory.
+        let in_memory = match set.spilled {
+            false => set.digests()?,
+            true => [None, None, None, None],
+        };
         for (i, (name, _)) in VIEWS.iter().enumerate() {
             let ns = set.ns(i).to_owned();
-            let fresh = self
-                .store
-                .view_meta(&ns)?
-                .map(|m| m.digest)
-                .unwrap_or([0; 32]);
+            let fresh = match &in_memory[i] {
+                Some(d) => d.digest(),
+                None => self
+                    .store
+                    .view_meta(&ns)?
+                    .map(|m| m.digest)
+                    .unwrap_or([0; 32]),
+            };
             let live_meta = self.store.view_meta(name)?;
             let live = live_meta.as_ref().map(|m| m.digest).unwrap_or([0; 32]);
             let recomputed = self.store.view_digest_recompute(name)?;

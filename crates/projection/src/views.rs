@@ -3,7 +3,7 @@
 
 use commitments_domain::event::Event;
 use commitments_domain::{decide, evolve, fold_stream, StreamFold, Upcasters};
-use commitments_store::{Store, StoredEvent};
+use commitments_store::{Rewritten, RowDigest, Store, StoredEvent};
 
 use crate::error::{ProjectionError, Result};
 use crate::rows::*;
@@ -474,6 +474,10 @@ pub struct ViewSet {
     /// A full build's budget for cached rows, in estimated bytes (default
     /// [`SHADOW_ROW_BUDGET`]).
     pub row_budget: u64,
+    /// Whether a full build outgrew its budget and wrote rows to its shadow namespaces
+    /// before the end (then [`run`] writes the rest there too; otherwise every row is still
+    /// in memory for [`ViewSet::rewrite_into`] or [`ViewSet::digests`]).
+    pub spilled: bool,
 }
 
 impl ViewSet {
@@ -502,6 +506,7 @@ impl ViewSet {
             ],
             full_build: false,
             row_budget: SHADOW_ROW_BUDGET,
+            spilled: false,
         }
     }
 
@@ -535,6 +540,62 @@ impl ViewSet {
     /// four views are written on parallel threads when there is enough to write.
     pub fn write_shadow(&mut self, store: &Store, seq: u64, evict: bool) -> Result<()> {
         self.write(store, seq, Write::Shadow { evict })
+    }
+
+    /// For a full build that kept every row in memory (not [`ViewSet::spilled`]): makes each
+    /// view in this pass hold exactly the built rows, at checkpoint `seq`, in the namespace
+    /// `live[i]`, writing only the rows that differ ([`Store::view_rewrite`]). The views are
+    /// written on parallel threads when there is enough to write. The rows leave memory.
+    pub fn rewrite_into(
+        &mut self,
+        store: &Store,
+        live: [&str; 4],
+        seq: u64,
+    ) -> Result<[Option<Rewritten>; 4]> {
+        let (from, versions) = (self.from, self.versions);
+        let parallel = self.pending_changes() >= PARALLEL_WRITE_MIN;
+        let ViewSet {
+            commitments,
+            calls,
+            documents,
+            sources,
+            ..
+        } = self;
+        let [a, b, c, d] = four(
+            parallel,
+            || rewrite_view(commitments, store, live[0], from[0], seq, versions[0]),
+            || rewrite_view(calls, store, live[1], from[1], seq, versions[1]),
+            || rewrite_view(documents, store, live[2], from[2], seq, versions[2]),
+            || rewrite_view(sources, store, live[3], from[3], seq, versions[3]),
+        );
+        Ok([a?, b?, c?, d?])
+    }
+
+    /// For a full build that kept every row in memory: each view's digest and row count, as
+    /// its namespace would record them, without writing anything (`None` for a view not in
+    /// this pass). The rows leave memory.
+    pub fn digests(&mut self) -> Result<[Option<RowDigest>; 4]> {
+        fn one<T: serde::Serialize + serde::de::DeserializeOwned + Clone + PartialEq>(
+            rows: &mut Rows<T>,
+            from: Option<u64>,
+        ) -> Result<Option<RowDigest>> {
+            if from.is_none() {
+                return Ok(None);
+            }
+            let mut d = RowDigest::default();
+            rows.drain_sorted(&mut |k, v| {
+                d.add(k, v);
+                Ok(())
+            })?;
+            Ok(Some(d))
+        }
+        let from = self.from;
+        Ok([
+            one(&mut self.commitments, from[0])?,
+            one(&mut self.calls, from[1])?,
+            one(&mut self.documents, from[2])?,
+            one(&mut self.sources, from[3])?,
+        ])
     }
 
     /// Row changes not yet written, over every view.
@@ -631,6 +692,23 @@ fn four<R: Send>(
         };
         [ra, join(hb), join(hc), join(hd)]
     })
+}
+
+/// One view's part of [`ViewSet::rewrite_into`] (`None` for a view not in this pass).
+fn rewrite_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + PartialEq>(
+    rows: &mut Rows<T>,
+    store: &Store,
+    live: &str,
+    from: Option<u64>,
+    seq: u64,
+    version: u32,
+) -> Result<Option<Rewritten>> {
+    if from.is_none() {
+        return Ok(None);
+    }
+    let mut w = store.view_rewrite(live)?;
+    rows.drain_sorted(&mut |k, v| Ok(w.put(k, v)?))?;
+    Ok(Some(w.finish(seq, version)?))
 }
 
 /// How [`ViewSet`] writes a view's changes.
@@ -763,8 +841,10 @@ pub fn run(
     }
     let Applier { set, n, last, .. } = applier;
     if set.full_build {
-        // Evict: the caller goes on to compare and swap namespaces, which needs the memory.
-        set.write_shadow(store, last.max(to), true)?;
+        if set.spilled {
+            // Evict: the caller goes on to compare and swap namespaces, which needs the memory.
+            set.write_shadow(store, last.max(to), true)?;
+        }
     } else {
         set.commit(store, last.max(to))?;
     }
@@ -826,6 +906,7 @@ impl Applier<'_, '_> {
         self.last = rec.seq;
         if self.set.full_build {
             if self.n % SHADOW_CHECK_EVENTS == 0 && self.set.approx_bytes() > self.set.row_budget {
+                self.set.spilled = true;
                 self.set.write_shadow(self.store, self.last, true)?;
             }
             if self.n % self.batch == 0 {

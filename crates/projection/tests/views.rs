@@ -5,7 +5,7 @@
 mod common;
 
 use commitments_domain::event::Event;
-use commitments_projection::ListFilter;
+use commitments_projection::{ListFilter, Tracker};
 use common::*;
 use proptest::prelude::*;
 
@@ -363,35 +363,93 @@ fn a_full_build_that_spills_its_rows_gives_the_same_views() {
 #[test]
 fn a_rebuild_counts_the_rows_it_repairs() {
     use commitments_projection::rows::row_key;
+    // Both ways a rebuild writes: rows kept in memory and rewritten in place where they
+    // differ, and rows spilled to a shadow namespace (a row budget of 0) that is swapped in.
+    for budget in [None, Some(0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = TestClock::at("2024-01-22T09:00:00Z");
+        let path = dir.path().join("db");
+        let t = open(&path, &clock);
+        import_lines(&t, &seed_lines());
+        let before = digests(&t);
+        let rows_before = dump(&t);
+        // Damage the live commitments view: one row altered, one row gone.
+        let store = t.store();
+        let m = store.view_meta("commitments").unwrap().unwrap();
+        let altered = row_key("zwe-cooperation-committee");
+        let gone = row_key("eri-official-visit");
+        let mut v = store.view_get("commitments", &altered).unwrap().unwrap();
+        v.push(b' ');
+        store
+            .view_commit(
+                "commitments",
+                &[(altered, Some(v)), (gone, None)],
+                m.checkpoint,
+                m.version,
+            )
+            .unwrap();
+        assert_ne!(digests(&t), before);
+        drop(t);
+        let mut opts = clock.options();
+        if let Some(b) = budget {
+            opts.row_budget = b;
+        }
+        let t = Tracker::open(&path, opts).unwrap().0;
+
+        let reports = t.rebuild(&[], &|_| {}).unwrap();
+        for r in &reports {
+            let (unchanged, changed) = match r.view.as_str() {
+                "commitments" => (false, 2),
+                _ => (true, 0),
+            };
+            assert_eq!(
+                (r.unchanged, r.rows_changed),
+                (unchanged, changed),
+                "{budget:?} {r:?}"
+            );
+        }
+        assert_eq!(
+            digests(&t),
+            before,
+            "{budget:?}: the rebuild repaired the view"
+        );
+        assert_eq!(dump(&t), rows_before, "{budget:?}: the rows are back");
+        assert!(t.verify(&|_| {}).unwrap().ok(), "{budget:?}: verify");
+    }
+}
+
+#[test]
+fn a_rebuild_cut_short_is_finished_by_the_next_open() {
     let dir = tempfile::tempdir().unwrap();
     let clock = TestClock::at("2024-01-22T09:00:00Z");
-    let t = open(&dir.path().join("db"), &clock);
+    let path = dir.path().join("db");
+    let t = open(&path, &clock);
     import_lines(&t, &seed_lines());
     let before = digests(&t);
-    // Damage the live commitments view: one row altered, one row gone.
-    let store = t.store();
-    let m = store.view_meta("commitments").unwrap().unwrap();
-    let altered = row_key("zwe-cooperation-committee");
-    let gone = row_key("eri-official-visit");
-    let mut v = store.view_get("commitments", &altered).unwrap().unwrap();
-    v.push(b' ');
-    store
-        .view_commit(
-            "commitments",
-            &[(altered, Some(v)), (gone, None)],
-            m.checkpoint,
-            m.version,
-        )
-        .unwrap();
-    assert_ne!(digests(&t), before);
-
-    let reports = t.rebuild(&[], &|_| {}).unwrap();
-    for r in &reports {
-        let (unchanged, changed) = match r.view.as_str() {
-            "commitments" => (false, 2),
-            _ => (true, 0),
-        };
-        assert_eq!((r.unchanged, r.rows_changed), (unchanged, changed), "{r:?}");
+    // What a rebuild that stopped half-way leaves: some rows rewritten, the rest not, and
+    // the view marked (the rewrite is dropped without `finish`, as a crash would leave it).
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = t
+        .store()
+        .view_scan("commitments", b"")
+        .map(|r| r.unwrap())
+        .collect();
+    let mut w = t.store().view_rewrite("commitments").unwrap();
+    for (k, v) in rows.iter().take(rows.len() / 2) {
+        let mut v = v.clone();
+        v.push(b' ');
+        w.put(k, &v).unwrap();
     }
-    assert_eq!(digests(&t), before, "the rebuild repaired the view");
+    drop(w);
+    assert_eq!(
+        t.store().view_meta("commitments").unwrap().unwrap().version,
+        commitments_store::VERSION_REWRITING
+    );
+    drop(t);
+    let (t, report) = Tracker::open(&path, clock.options()).unwrap();
+    assert_eq!(report.rebuilt.len(), 1, "{report:?}");
+    assert!(
+        report.rebuilt[0].1.contains("was being rebuilt"),
+        "{report:?}"
+    );
+    assert_eq!(digests(&t), before);
 }

@@ -98,6 +98,12 @@ pub enum StoreError {
         /// The namespace.
         ns: String,
     },
+    /// A view rewrite was handed a key not above the previous one.
+    #[error("view {ns:?}: rows must be written in ascending key order")]
+    RowOrder {
+        /// The namespace.
+        ns: String,
+    },
     /// An error from sled.
     #[error("storage engine error: {0}")]
     Sled(#[from] sled::Error),

@@ -250,7 +250,251 @@ impl Iterator for ViewScan {
     }
 }
 
+/// The order-independent digest of a set of rows, as [`ViewMeta::digest`] keeps it: the sum,
+/// lane by lane, of `sha256(len(key) u64 BE ‖ key ‖ value)` read as 4 little-endian u64s.
+#[derive(Debug, Clone, Default)]
+pub struct RowDigest {
+    lanes: [u64; 4],
+    rows: u64,
+}
+
+impl RowDigest {
+    /// Adds one row.
+    pub fn add(&mut self, key: &[u8], value: &[u8]) {
+        add_lanes(&mut self.lanes, &row_lanes(key, value));
+        self.rows += 1;
+    }
+
+    /// The digest of the rows added so far.
+    pub fn digest(&self) -> [u8; 32] {
+        from_lanes(&self.lanes)
+    }
+
+    /// How many rows were added.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+}
+
+/// Changes per sled batch when a [`ViewRewrite`] writes rows. Small, because sled keeps every
+/// page a batch replaces until the batch ends.
+const REWRITE_CHUNK: usize = 256;
+
+/// The metadata version a view carries while a [`ViewRewrite`] is changing its rows in place:
+/// no projection has version 0, so a crash part-way leaves a view the next open rebuilds.
+pub const VERSION_REWRITING: u32 = 0;
+
+/// Replaces a namespace's rows with a complete new set handed over in key order, writing only
+/// the rows that differ (see [`Store::view_rewrite`]).
+pub struct ViewRewrite<'a> {
+    store: &'a Store,
+    ns: String,
+    gen: u64,
+    tree: sled::Tree,
+    /// `Some` while the namespace still has to be published (it did not exist).
+    publish: bool,
+    /// The live rows not yet compared, in key order (`None` for a new namespace).
+    live: Option<std::iter::Peekable<sled::Iter>>,
+    /// The metadata before the rewrite.
+    before: Option<ViewMeta>,
+    /// Whether the in-place marker is written.
+    marked: bool,
+    batch: sled::Batch,
+    pending: usize,
+    digest: RowDigest,
+    changed: u64,
+    last: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for ViewRewrite<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ViewRewrite")
+            .field("ns", &self.ns)
+            .field("rows", &self.digest.rows())
+            .field("changed", &self.changed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a [`ViewRewrite`] did.
+#[derive(Debug, Clone)]
+pub struct Rewritten {
+    /// The metadata before (`None`: the namespace did not exist).
+    pub before: Option<ViewMeta>,
+    /// The metadata after.
+    pub after: ViewMeta,
+    /// Rows written or deleted (the rows whose stored value differed from the new one, plus
+    /// the new rows and the rows no longer present).
+    pub changed: u64,
+}
+
+impl ViewRewrite<'_> {
+    /// The next row (its key above every earlier one).
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        if self.last.as_deref().is_some_and(|l| l >= key) {
+            return Err(StoreError::RowOrder {
+                ns: self.ns.clone(),
+            });
+        }
+        self.last = Some(key.to_vec());
+        let rk = row_key(key);
+        self.digest.add(key, value);
+        // Live rows below this key are gone from the new set.
+        let mut same = false;
+        while let Some(live) = self.live.as_mut() {
+            let lk = match live.peek() {
+                None => break,
+                Some(Ok((lk, _))) => lk.clone(),
+                Some(Err(_)) => match live.next() {
+                    Some(Err(e)) => return Err(e.into()),
+                    _ => continue,
+                },
+            };
+            match lk.as_ref().cmp(rk.as_slice()) {
+                std::cmp::Ordering::Less => {
+                    live.next();
+                    self.change(lk.to_vec(), None)?;
+                }
+                std::cmp::Ordering::Equal => {
+                    if let Some(Ok((_, stored))) = live.next() {
+                        // A row that does not decode differs (a rewrite repairs it).
+                        same = decode_row(&stored).is_ok_and(|old| old == value);
+                    }
+                    break;
+                }
+                std::cmp::Ordering::Greater => break,
+            }
+        }
+        if !same {
+            let stored = encode_row(value).into_owned();
+            self.change(rk, Some(stored))?;
+        }
+        Ok(())
+    }
+
+    fn change(&mut self, rk: Vec<u8>, stored: Option<Vec<u8>>) -> Result<()> {
+        if !self.marked && !self.publish {
+            // Before the first row changes in place: a crash from here on leaves a view the
+            // next open rebuilds. (sled recovers batches of one tree in order: no changed row
+            // survives without this marker.)
+            if let Some(before) = &self.before {
+                let mut m = before.clone();
+                m.version = VERSION_REWRITING;
+                self.tree.insert(K_META, encode_meta(&m))?;
+            }
+            self.marked = true;
+        }
+        match stored {
+            Some(v) => self.batch.insert(rk, v),
+            None => self.batch.remove(rk),
+        }
+        self.changed += 1;
+        self.pending += 1;
+        if self.pending >= REWRITE_CHUNK {
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
+    fn flush_batch(&mut self) -> Result<()> {
+        if self.pending > 0 {
+            self.store.note_write(self.pending as u64);
+            self.tree.apply_batch(std::mem::take(&mut self.batch))?;
+            self.pending = 0;
+        }
+        Ok(())
+    }
+
+    /// Deletes the live rows after the last one handed over, then writes the metadata
+    /// (`checkpoint`, `version`, the digest of the new rows, `rebuilt_at` = now) and, for a
+    /// new namespace, publishes it; makes it all durable.
+    pub fn finish(mut self, checkpoint: u64, version: u32) -> Result<Rewritten> {
+        while let Some(live) = self.live.as_mut() {
+            match live.next() {
+                None => break,
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok((lk, _))) => self.change(lk.to_vec(), None)?,
+            }
+        }
+        self.flush_batch()?;
+        let now = codec::format_micros((self.store.clock)().timestamp_micros());
+        let after = ViewMeta {
+            version,
+            checkpoint,
+            digest: self.digest.digest(),
+            rows: self.digest.rows(),
+            rebuilt_at: Some(now.clone()),
+            created_at: self.before.as_ref().map_or(now, |b| b.created_at.clone()),
+        };
+        let _g = lock(&self.store.view_lock);
+        self.store.note_write(1);
+        self.tree.insert(K_META, encode_meta(&after))?;
+        if self.publish {
+            // Rewrites of several new namespaces may finish out of allocation order.
+            let counter = self
+                .store
+                .views
+                .get(K_GEN_COUNTER)?
+                .map_or(0, |v| be_u64(&v))
+                .max(self.gen);
+            let mut b = sled::Batch::default();
+            b.insert(K_GEN_COUNTER, &counter.to_be_bytes()[..]);
+            b.insert(ns_key(&self.ns), &self.gen.to_be_bytes()[..]);
+            self.store.views.apply_batch(b)?;
+        }
+        drop(_g);
+        self.store.flush_durable()?;
+        Ok(Rewritten {
+            before: self.before,
+            after,
+            changed: self.changed,
+        })
+    }
+}
+
 impl Store {
+    /// Starts replacing namespace `ns`'s rows with a complete new set, handed to
+    /// [`ViewRewrite::put`] in ascending key order; [`ViewRewrite::finish`] sets the
+    /// checkpoint and version.
+    ///
+    /// Only rows whose stored value differs are written, in place, so a rebuild that changes
+    /// little writes little (and frees no pages that each later open of the store would
+    /// zero: see `docs/performance.md`). While rows change, the namespace's metadata carries
+    /// version [`VERSION_REWRITING`]: a crash part-way leaves a view whose version no
+    /// projection has, which the next open rebuilds. A namespace that does not exist yet is
+    /// written into a fresh generation and published by `finish` (a crash before leaves an
+    /// unreferenced generation, dropped on the next open). The digest is computed from the
+    /// new rows, so a rewrite also repairs rows damaged on disk.
+    pub fn view_rewrite(&self, ns: &str) -> Result<ViewRewrite<'_>> {
+        let _g = lock(&self.view_lock);
+        let (gen, publish, before) = match self.view_gen(ns)? {
+            Some(g) => (g, false, Some(self.view_meta_of(ns, g)?)),
+            None => {
+                let g = self.next_generation()?;
+                self.note_write(0);
+                (g, true, None)
+            }
+        };
+        // Opened under the lock: an open generation tree is what the next allocation skips.
+        let tree = self.gen_tree(gen)?;
+        let live = (!publish).then(|| tree.scan_prefix([P_ROW]).peekable());
+        Ok(ViewRewrite {
+            store: self,
+            ns: ns.to_owned(),
+            gen,
+            tree,
+            publish,
+            live,
+            before,
+            marked: false,
+            batch: sled::Batch::default(),
+            pending: 0,
+            digest: RowDigest::default(),
+            changed: 0,
+            last: None,
+        })
+    }
+
     fn view_gen(&self, ns: &str) -> Result<Option<u64>> {
         match self.views.get(ns_key(ns))? {
             Some(v) => codec::be_u64_exact(&v)
@@ -451,12 +695,12 @@ impl Store {
 
     /// Recomputes the digest from all rows (for verification against `ViewMeta::digest`).
     pub fn view_digest_recompute(&self, ns: &str) -> Result<[u8; 32]> {
-        let mut lanes = [0u64; 4];
+        let mut d = RowDigest::default();
         for kv in self.view_scan(ns, b"") {
             let (k, v) = kv?;
-            add_lanes(&mut lanes, &row_lanes(&k, &v));
+            d.add(&k, &v);
         }
-        Ok(from_lanes(&lanes))
+        Ok(d.digest())
     }
 
     /// Drops generation `gen`'s tree (freeing its pages) and its garbage marker.

@@ -588,6 +588,149 @@ fn views_commit_scan_swap_drop() {
     assert_eq!(s.debug_views_len(), 1); // only the generation counter is left
 }
 
+fn rows_of(s: &Store, ns: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    s.view_scan(ns, b"").map(|r| r.unwrap()).collect()
+}
+
+#[test]
+fn a_view_rewrite_writes_only_the_rows_that_differ() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let before: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..600u32)
+        .map(|i| {
+            (
+                format!("k{i:04}").into_bytes(),
+                Some(vec![b'a' + (i % 7) as u8; 300]),
+            )
+        })
+        .collect();
+    s.view_commit("v", &before, 10, 3).unwrap();
+    // The new set: k0000..k0099 gone, every 50th value changed, k9xxx added.
+    let mut new: Vec<(Vec<u8>, Vec<u8>)> = (100..600u32)
+        .map(|i| {
+            let v = if i % 50 == 0 {
+                b"changed".to_vec()
+            } else {
+                vec![b'a' + (i % 7) as u8; 300]
+            };
+            (format!("k{i:04}").into_bytes(), v)
+        })
+        .collect();
+    new.extend((0..5u32).map(|i| (format!("k9{i:03}").into_bytes(), b"new".to_vec())));
+    let mut w = s.view_rewrite("v").unwrap();
+    for (k, v) in &new {
+        w.put(k, v).unwrap();
+    }
+    let r = w.finish(20, 4).unwrap();
+    assert_eq!(r.changed, 100 + 10 + 5);
+    assert_eq!(
+        r.before.as_ref().map(|m| (m.version, m.rows)),
+        Some((3, 600))
+    );
+    assert_eq!(
+        (r.after.version, r.after.checkpoint, r.after.rows),
+        (4, 20, 505)
+    );
+    assert_eq!(s.view_meta("v").unwrap().unwrap(), r.after);
+    assert_eq!(s.view_digest_recompute("v").unwrap(), r.after.digest);
+    assert_eq!(rows_of(&s, "v"), new);
+
+    // The same set again changes nothing.
+    let mut w = s.view_rewrite("v").unwrap();
+    for (k, v) in &new {
+        w.put(k, v).unwrap();
+    }
+    let again = w.finish(21, 4).unwrap();
+    assert_eq!(again.changed, 0);
+    assert_eq!(again.after.digest, r.after.digest);
+
+    // An empty set deletes every row.
+    let emptied = s.view_rewrite("v").unwrap().finish(22, 4).unwrap();
+    assert_eq!((emptied.changed, emptied.after.rows), (505, 0));
+    assert_eq!(s.view_scan("v", b"").count(), 0);
+}
+
+#[test]
+fn a_view_rewrite_publishes_a_new_namespace_only_when_it_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut w = s.view_rewrite("fresh").unwrap();
+    w.put(b"a", b"1").unwrap();
+    w.put(b"b", b"2").unwrap();
+    assert!(s.view_meta("fresh").unwrap().is_none());
+    // A second new namespace rewritten at the same time gets its own generation.
+    let mut w2 = s.view_rewrite("other").unwrap();
+    w2.put(b"z", b"9").unwrap();
+    let m2 = w2.finish(1, 1).unwrap();
+    let m = w.finish(5, 2).unwrap();
+    assert!(m.before.is_none());
+    assert_eq!((m.after.rows, m.changed), (2, 2));
+    assert_eq!(
+        rows_of(&s, "fresh"),
+        vec![
+            (b"a".to_vec(), b"1".to_vec()),
+            (b"b".to_vec(), b"2".to_vec())
+        ]
+    );
+    assert_eq!(rows_of(&s, "other"), vec![(b"z".to_vec(), b"9".to_vec())]);
+    assert_eq!(m2.after.rows, 1);
+    // One abandoned before it finished is never published, and the next open drops its tree.
+    let mut w3 = s.view_rewrite("abandoned").unwrap();
+    for i in 0..300u32 {
+        w3.put(format!("k{i:04}").as_bytes(), b"1").unwrap(); // the first 256 are written
+    }
+    drop(w3);
+    assert_eq!(s.debug_views_len(), 3 + 3 + 2 + 256);
+    assert!(s.view_meta("abandoned").unwrap().is_none());
+    drop(s);
+    let s = open(dir.path());
+    assert!(s.view_meta("abandoned").unwrap().is_none());
+    // The directory (C, two N) and the two generations (M + 2 rows, M + 1 row): no third tree.
+    assert_eq!(s.debug_views_len(), 3 + 3 + 2);
+}
+
+#[test]
+fn a_view_rewrite_cut_short_leaves_a_view_marked_for_rebuilding() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let rows: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..1_000u32)
+        .map(|i| (format!("k{i:04}").into_bytes(), Some(b"old".to_vec())))
+        .collect();
+    s.view_commit("v", &rows, 10, 3).unwrap();
+    // Unchanged rows only: nothing is written, the view keeps its version.
+    let mut w = s.view_rewrite("v").unwrap();
+    for (k, _) in rows.iter().take(10) {
+        w.put(k, b"old").unwrap();
+    }
+    drop(w);
+    assert_eq!(s.view_meta("v").unwrap().unwrap().version, 3);
+    // Once a row changes in place, the view says it is being rewritten until `finish`.
+    let mut w = s.view_rewrite("v").unwrap();
+    for (k, _) in &rows {
+        w.put(k, b"new").unwrap();
+    }
+    drop(w);
+    let m = s.view_meta("v").unwrap().unwrap();
+    assert_eq!(m.version, commitments_store::VERSION_REWRITING);
+    assert!(s.view_get("v", b"k0000").unwrap() == Some(b"new".to_vec()));
+}
+
+#[test]
+fn a_view_rewrite_refuses_keys_out_of_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut w = s.view_rewrite("v").unwrap();
+    w.put(b"b", b"1").unwrap();
+    assert!(matches!(
+        w.put(b"b", b"2"),
+        Err(StoreError::RowOrder { .. })
+    ));
+    assert!(matches!(
+        w.put(b"a", b"2"),
+        Err(StoreError::RowOrder { .. })
+    ));
+}
+
 /// Child mode for `second_process_gets_locked`: open the store and report.
 #[test]
 fn locked_child() {

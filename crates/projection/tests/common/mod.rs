@@ -36,6 +36,7 @@ impl TestClock {
             actor: "test".into(),
             create: true,
             view_batch: 1_000,
+            ..TrackerOptions::default()
         }
     }
 }
