@@ -225,6 +225,9 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
 
     /// Rows changed since the last commit.
     pub fn pending_changes(&self) -> usize {
+        if self.all_new() {
+            return self.cache.len();
+        }
         self.original.len()
     }
 
@@ -260,9 +263,15 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
         Ok(())
     }
 
+    /// Whether every cached row is new: a full build that has written nothing yet, whose
+    /// change list is the cache itself (no committed values to remember).
+    fn all_new(&self) -> bool {
+        self.keep_all && self.store_empty
+    }
+
     /// Remembers the committed value of `id` the first time it changes in a batch.
     fn dirty(&mut self, id: &str) {
-        if !self.original.contains_key(id) {
+        if !self.all_new() && !self.original.contains_key(id) {
             let committed = self
                 .cache
                 .get(id)
@@ -340,40 +349,36 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
     /// (`r…`), as the stored values [`Rows::take_changes`] would have written; each row leaves
     /// the cache as it is encoded. The pending changes are taken with them.
     pub fn drain_sorted(&mut self, sink: &mut RowSink<'_>) -> Result<()> {
-        debug_assert!(self.keep_all && self.store_empty);
+        debug_assert!(self.all_new());
         self.original.clear();
-        let mut ids: Vec<String> = self
-            .cache
-            .iter()
-            .filter(|(_, r)| r.is_some())
-            .map(|(id, _)| id.clone())
+        let mut rows: Vec<(String, Box<T>)> = std::mem::take(&mut self.cache)
+            .into_iter()
+            .filter_map(|(id, r)| r.map(|r| (id, r)))
             .collect();
-        ids.sort_unstable();
-        let mut buckets: BTreeMap<Vec<u8>, Vec<&str>> = BTreeMap::new();
-        for id in &ids {
-            if let Some(Some(row)) = self.cache.get(id) {
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        {
+            let mut buckets: BTreeMap<Vec<u8>, Vec<&str>> = BTreeMap::new();
+            for (id, row) in &rows {
                 let keys: BTreeSet<Vec<u8>> = (self.index)(id, row).into_iter().collect();
                 for k in keys {
-                    // `ids` is sorted, so each bucket's ids come out sorted.
+                    // `rows` is sorted, so each bucket's ids come out sorted.
                     buckets.entry(bucket_key(&k, id)).or_default().push(id);
                 }
             }
-        }
-        for (key, ids) in buckets {
-            sink(&key, ids.join("\n").as_bytes())?;
-        }
-        let mut bytes = Vec::new();
-        for id in &ids {
-            if let Some(Some(row)) = self.cache.remove(id) {
-                bytes.clear();
-                serde_json::to_writer(&mut bytes, &*row).map_err(|e| ProjectionError::Decode {
-                    seq: 0,
-                    reason: format!("cannot encode row {id}: {e}"),
-                })?;
-                sink(&row_key(id), &bytes)?;
+            for (key, ids) in buckets {
+                sink(&key, ids.join("\n").as_bytes())?;
             }
         }
-        self.cache = HashMap::new();
+        let mut bytes = Vec::new();
+        for (id, row) in rows {
+            bytes.clear();
+            serde_json::to_writer(&mut bytes, &*row).map_err(|e| ProjectionError::Decode {
+                seq: 0,
+                reason: format!("cannot encode row {id}: {e}"),
+            })?;
+            drop(row);
+            sink(&row_key(&id), &bytes)?;
+        }
         Ok(())
     }
 
@@ -398,7 +403,15 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
             sink(changes)
         };
         let index = self.index;
-        let mut dirty: Vec<(String, Option<Box<T>>)> = self.original.drain().collect();
+        let mut dirty: Vec<(String, Option<Box<T>>)> = match self.all_new() {
+            true => self
+                .cache
+                .iter()
+                .filter(|(_, r)| r.is_some())
+                .map(|(id, _)| (id.clone(), None))
+                .collect(),
+            false => self.original.drain().collect(),
+        };
         dirty.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         // bucket row key -> (ids to remove, ids to add)
         let mut buckets: BTreeMap<Vec<u8>, (BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();
