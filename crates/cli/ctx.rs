@@ -49,7 +49,19 @@ pub struct Ctx {
     /// Columns for tables (None = no limit).
     pub width: Option<usize>,
     stderr_tty: bool,
+    /// Set by [`Ctx::open_whole_log`].
+    whole_log: bool,
     out: io::BufWriter<io::Stdout>,
+}
+
+/// sled's page cache for a command that folds the whole log (see [`Ctx::open_whole_log`]).
+const WHOLE_LOG_CACHE: u64 = 16 * 1024 * 1024;
+
+/// Asks the kernel not to back this process's memory with transparent huge pages (Linux;
+/// elsewhere, and if the kernel refuses, nothing changes).
+fn small_pages() {
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_thp_disable(true);
 }
 
 fn env_nonempty(k: &str) -> Option<String> {
@@ -108,6 +120,7 @@ impl Ctx {
             actor,
             width,
             stderr_tty: io::stderr().is_terminal(),
+            whole_log: false,
             out: io::BufWriter::with_capacity(64 * 1024, io::stdout()),
         })
     }
@@ -126,12 +139,29 @@ impl Ctx {
             Some(t) => Box::new(move || t),
             None => Box::new(Utc::now),
         };
+        let defaults = TrackerOptions::default();
         TrackerOptions {
             clock,
             actor: self.actor.clone(),
             create,
-            ..TrackerOptions::default()
+            cache_capacity: match self.whole_log {
+                true => WHOLE_LOG_CACHE,
+                false => defaults.cache_capacity,
+            },
+            ..defaults
         }
+    }
+
+    /// Opens an existing store for a command that folds the whole log into memory (`rebuild`,
+    /// `verify`), set up to keep that memory small: a 16 MiB sled cache (the pass reads each
+    /// page once), and no transparent huge pages, whose partly used 2 MiB pages cost a 1M-event
+    /// rebuild ~30 MiB of peak RSS. Other commands keep huge pages: at open sled touches
+    /// ~23 MiB of metrics, which take a dozen faults in huge pages and ~6,000 in small ones
+    /// (see `docs/performance.md`).
+    pub fn open_whole_log(&mut self) -> CliResult<Tracker> {
+        self.whole_log = true;
+        small_pages();
+        self.open(false)
     }
 
     /// Opens the store for reading, runs `query` at the read axes, and closes the store before

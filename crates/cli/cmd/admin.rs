@@ -12,7 +12,7 @@ use crate::table::{paint, write_pairs, Cell, Color, Table};
 
 /// `rebuild [VIEW ...]`.
 pub fn rebuild(ctx: &mut Ctx, a: RebuildArgs) -> CliResult {
-    let tracker = ctx.open(false)?;
+    let tracker = ctx.open_whole_log()?;
     let head = tracker.store().head()?.seq;
     let progress = ctx.progress(Some(head), "rebuilding");
     let names: Vec<&str> = a.views.iter().map(String::as_str).collect();
@@ -86,7 +86,7 @@ struct VerifyJson<'a> {
 
 /// `verify`: exit 5 on any fault.
 pub fn verify(ctx: &mut Ctx) -> CliResult {
-    let tracker = ctx.open(false)?;
+    let tracker = ctx.open_whole_log()?;
     let head = tracker.store().head()?.seq;
     let progress = ctx.progress(Some(head), "verifying");
     let outcome = tracker.verify(&|n| progress.set(n));

@@ -34,6 +34,8 @@ pub struct TrackerOptions {
     /// Estimated bytes of rows a rebuild or verify keeps in memory; above it, rows go to
     /// shadow namespaces on disk (default [`SHADOW_ROW_BUDGET`]).
     pub row_budget: u64,
+    /// sled's page cache, in bytes (default [`OpenOptions`]'s 64 MiB).
+    pub cache_capacity: u64,
 }
 
 impl std::fmt::Debug for TrackerOptions {
@@ -52,6 +54,7 @@ impl Default for TrackerOptions {
             create: true,
             view_batch: BATCH_EVENTS,
             row_budget: SHADOW_ROW_BUDGET,
+            cache_capacity: OpenOptions::default().cache_capacity,
         }
     }
 }
@@ -331,6 +334,7 @@ impl Tracker {
             OpenOptions {
                 clock: opts.clock,
                 create: opts.create,
+                cache_capacity: opts.cache_capacity,
                 ..OpenOptions::default()
             },
         )?;

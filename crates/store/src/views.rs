@@ -280,6 +280,9 @@ impl RowDigest {
 /// page a batch replaces until the batch ends.
 const REWRITE_CHUNK: usize = 256;
 
+/// Live rows a [`ViewRewrite`] compares between two nudges of sled's cache.
+const LIVE_ROWS_PER_NUDGE: u64 = 32;
+
 /// The metadata version a view carries while a [`ViewRewrite`] is changing its rows in place:
 /// no projection has version 0, so a crash part-way leaves a view the next open rebuilds.
 pub const VERSION_REWRITING: u32 = 0;
@@ -301,6 +304,7 @@ pub struct ViewRewrite<'a> {
     marked: bool,
     batch: sled::Batch,
     pending: usize,
+    live_read: u64,
     digest: RowDigest,
     changed: u64,
     last: Option<Vec<u8>>,
@@ -353,10 +357,13 @@ impl ViewRewrite<'_> {
             match lk.as_ref().cmp(rk.as_slice()) {
                 std::cmp::Ordering::Less => {
                     live.next();
+                    self.read_live(&lk);
                     self.change(lk.to_vec(), None)?;
                 }
                 std::cmp::Ordering::Equal => {
-                    if let Some(Ok((_, stored))) = live.next() {
+                    let next = live.next();
+                    self.read_live(&lk);
+                    if let Some(Ok((_, stored))) = next {
                         // A row that does not decode differs (a rewrite repairs it).
                         same = decode_row(&stored).is_ok_and(|old| old == value);
                     }
@@ -370,6 +377,15 @@ impl ViewRewrite<'_> {
             self.change(rk, Some(stored))?;
         }
         Ok(())
+    }
+
+    /// Counts a live row read, and every [`LIVE_ROWS_PER_NUDGE`] rows lets sled's cache drop
+    /// the pages already compared (see `nudge_lru`).
+    fn read_live(&mut self, key: &[u8]) {
+        self.live_read += 1;
+        if self.live_read % LIVE_ROWS_PER_NUDGE == 0 {
+            crate::store::nudge_lru(&self.tree, key);
+        }
     }
 
     fn change(&mut self, rk: Vec<u8>, stored: Option<Vec<u8>>) -> Result<()> {
@@ -489,6 +505,7 @@ impl Store {
             marked: false,
             batch: sled::Batch::default(),
             pending: 0,
+            live_read: 0,
             digest: RowDigest::default(),
             changed: 0,
             last: None,
