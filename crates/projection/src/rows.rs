@@ -357,16 +357,39 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
             .collect();
         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         {
-            let mut buckets: BTreeMap<Vec<u8>, Vec<&str>> = BTreeMap::new();
-            for (id, row) in &rows {
+            // Bucket rows, built as (bucket, row index) pairs (8 bytes an entry: this runs
+            // before any row is freed, at the build's peak of memory).
+            let mut bucket_of: HashMap<Vec<u8>, u32> = HashMap::new();
+            let mut pairs: Vec<(u32, u32)> = Vec::new();
+            for (i, (id, row)) in rows.iter().enumerate() {
                 let keys: BTreeSet<Vec<u8>> = (self.index)(id, row).into_iter().collect();
                 for k in keys {
-                    // `rows` is sorted, so each bucket's ids come out sorted.
-                    buckets.entry(bucket_key(&k, id)).or_default().push(id);
+                    let next = bucket_of.len() as u32;
+                    let b = *bucket_of.entry(bucket_key(&k, id)).or_insert(next);
+                    pairs.push((b, i as u32));
                 }
             }
-            for (key, ids) in buckets {
-                sink(&key, ids.join("\n").as_bytes())?;
+            let mut buckets: Vec<(Vec<u8>, u32)> = bucket_of.into_iter().collect();
+            buckets.sort_unstable();
+            let mut rank = vec![0u32; buckets.len()];
+            for (r, (_, b)) in buckets.iter().enumerate() {
+                rank[*b as usize] = r as u32;
+            }
+            for p in &mut pairs {
+                p.0 = rank[p.0 as usize];
+            }
+            // By bucket in key order, then by row: `rows` is sorted, so ids come out sorted.
+            pairs.sort_unstable();
+            let mut value = Vec::new();
+            for group in pairs.chunk_by(|a, b| a.0 == b.0) {
+                value.clear();
+                for (n, (_, i)) in group.iter().enumerate() {
+                    if n > 0 {
+                        value.push(b'\n');
+                    }
+                    value.extend_from_slice(rows[*i as usize].0.as_bytes());
+                }
+                sink(&buckets[group[0].0 as usize].0, &value)?;
             }
         }
         let mut bytes = Vec::new();
