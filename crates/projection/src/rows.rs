@@ -25,7 +25,7 @@ pub struct Recorded {
     pub recorded_at: String,
     /// The event.
     pub event: Event,
-    /// Its hash (hex).
+    /// Its hash (hex); empty when decoded for the views, which do not use it.
     pub hash: String,
 }
 

@@ -453,3 +453,37 @@ fn a_rebuild_cut_short_is_finished_by_the_next_open() {
     );
     assert_eq!(digests(&t), before);
 }
+
+#[test]
+fn a_pass_over_the_log_reports_the_first_damage_in_log_order() {
+    // Large enough for two reader threads (blocks of 4,096 events: 1..=4096 to the first,
+    // 4097..=8192 to the second, 8193.. to the first again).
+    let dir = tempfile::tempdir().unwrap();
+    let clock = TestClock::at("2024-06-01T00:00:00Z");
+    let t = open(&dir.path().join("db"), &clock);
+    let lines = commitments_workload::generate(10_000, 7, 0, true);
+    append_behind_views(&t, &lines);
+    let tree = t.store().debug_raw_tree();
+    let packs: Vec<(u64, Vec<u8>, Vec<u8>)> = tree
+        .scan_prefix(b"P")
+        .map(|kv| {
+            let (k, v) = kv.unwrap();
+            let first = u64::from_be_bytes(k[1..9].try_into().unwrap());
+            (first, k.to_vec(), v.to_vec())
+        })
+        .collect();
+    let holding = |seq: u64| packs.iter().rev().find(|p| p.0 <= seq).unwrap().clone();
+    // Damage a pack in the second block, then one in the third, which the first reader
+    // reaches while the events of the second are still being applied.
+    let (early, _, _) = holding(6_000);
+    let (late, _, _) = holding(9_000);
+    assert!(early > 4_096 && late > 8_192 && early < late);
+    for seq in [early, late] {
+        let (_, k, v) = holding(seq);
+        tree.insert(k, v[..40].to_vec()).unwrap();
+    }
+    let err = t.rebuild(&[], &|_| {}).unwrap_err().to_string();
+    assert!(err.contains(&format!("{early}..=")), "{err}");
+    // Nothing was written: the views are still missing, not half built.
+    assert!(t.store().view_meta("commitments").unwrap().is_none());
+}

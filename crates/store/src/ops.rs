@@ -178,7 +178,7 @@ impl Store {
                     c.fail(seq, format!("does not decode: {d}"));
                     break 'packs;
                 }
-                prev_hash = e.hash;
+                prev_hash = e.hash();
                 expected = seq + 1;
             }
             if header.first_rec != pack_first_rec.unwrap_or(header.first_rec)

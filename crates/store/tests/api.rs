@@ -25,14 +25,14 @@ fn append_and_read_back() {
     let evs = all(&s);
     assert_eq!(evs.len(), 2);
     assert_eq!(evs[0].prev_hash, [0; 32]);
-    assert_eq!(evs[1].prev_hash, evs[0].hash);
+    assert_eq!(evs[1].prev_hash, evs[0].hash());
     assert_eq!(evs[0].body_json(), ev("call-1", id(1, 1), 1).body);
     let line = evs[0].export_line();
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["hash"], evs[0].hash_hex());
     assert_eq!(v["seq"], 1);
     assert_eq!(v["stream"], "call-1");
-    assert_eq!(s.head().unwrap().hash, evs[1].hash);
+    assert_eq!(s.head().unwrap().hash, evs[1].hash());
     assert_eq!(s.get_by_id(id(1, 2)).unwrap().unwrap().seq, 2);
     assert!(s.get_by_id(id(9, 9)).unwrap().is_none());
     assert_eq!(s.stream_version("call-1").unwrap(), 1);
