@@ -552,7 +552,8 @@ impl ViewSet {
     /// For a full build that kept every row in memory (not [`ViewSet::spilled`]): makes each
     /// view in this pass hold exactly the built rows, at checkpoint `seq`, in the namespace
     /// `live[i]`, writing only the rows that differ ([`Store::view_rewrite`]). The views are
-    /// written on parallel threads when there is enough to write. The rows leave memory.
+    /// written on parallel threads when there is enough to write, and not so much that memory
+    /// matters more (see [`REWRITE_PARALLEL_MAX_BYTES`]). The rows leave memory.
     pub fn rewrite_into(
         &mut self,
         store: &Store,
@@ -560,7 +561,8 @@ impl ViewSet {
         seq: u64,
     ) -> Result<[Option<Rewritten>; 4]> {
         let (from, versions) = (self.from, self.versions);
-        let parallel = self.pending_changes() >= PARALLEL_WRITE_MIN;
+        let parallel = self.pending_changes() >= PARALLEL_WRITE_MIN
+            && self.approx_bytes() <= REWRITE_PARALLEL_MAX_BYTES;
         let ViewSet {
             commitments,
             calls,
@@ -674,6 +676,13 @@ impl ViewSet {
         Ok(())
     }
 }
+
+/// Above this estimate of a full build's rows in memory, [`ViewSet::rewrite_into`] writes the
+/// views one after the other: each writing thread allocates (encoded rows, the live view's
+/// pages) before the rows it drains are freed, and in parallel that came on top of the
+/// build's peak. Measured on 1M events (rows ~150 MB): peak RSS 254–256 → 243–247 MiB, the
+/// rebuild 0.5 s slower (of ~5.5 s).
+pub const REWRITE_PARALLEL_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Below this many changed rows (over all views), views are written one after the other:
 /// four threads cost more than they save on a `record`'s handful of rows.
