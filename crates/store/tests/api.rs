@@ -908,6 +908,36 @@ fn close_writes_sleds_snapshot_after_a_heavy_session_only() {
     assert_eq!(snapshots(dir.path()), after_heavy);
 }
 
+/// After a heavy session, `close` has sled perform the node splits the bulk write deferred:
+/// a first full read of the store then changes nothing in sled's file (before, it split
+/// nodes and wrote them, at the peak of a rebuild's memory).
+#[test]
+fn a_first_full_read_after_a_heavy_session_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    for chunk in 0..6u64 {
+        let batch: Vec<commitments_store::NewEvent> = (0..5_000u64)
+            .map(|k| {
+                ev(
+                    &format!("s{}", k % 500),
+                    id(9, chunk * 5_000 + k),
+                    chunk * 5_000 + k,
+                )
+            })
+            .collect();
+        s.append(&batch, &[]).unwrap();
+    }
+    s.close();
+    let db = dir.path().join("db");
+    let before = std::fs::read(&db).unwrap();
+    let s = open(dir.path());
+    assert_eq!(s.read_log(1, None).filter(|e| e.is_ok()).count(), 30_000);
+    assert_eq!(s.read_stream("s7", 1).unwrap().len(), 60);
+    drop(s);
+    let after = std::fs::read(&db).unwrap();
+    assert!(before == after, "the first full read changed sled's file");
+}
+
 /// A session that only reads closes without writing anything: the journal file is left as
 /// the last writing session closed it (closing a session that wrote flushes and fsyncs sled,
 /// then resets the journal).
