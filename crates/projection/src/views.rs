@@ -1,5 +1,6 @@
 //! The projections (one per view) and the runner that catches views up from their
-//! checkpoints, rebuilds them into shadow namespaces and swaps them in.
+//! checkpoints and folds the whole log for rebuilds (rewriting the live views where rows
+//! differ, or, past the row budget, through shadow namespaces swapped in).
 
 use commitments_domain::event::Event;
 use commitments_domain::{decide, evolve, fold_stream, StreamFold, Upcasters};
@@ -542,7 +543,7 @@ impl ViewSet {
             + self.sources.approx_bytes()
     }
 
-    /// Writes every view's changes in chunks of [`SHADOW_CHUNK`] (separate commits: for shadow
+    /// Writes every view's changes in chunks of `SHADOW_CHUNK` (separate commits: for shadow
     /// namespaces only), then its checkpoint `seq`; with `evict`, drops the cached rows. The
     /// four views are written on parallel threads when there is enough to write.
     pub fn write_shadow(&mut self, store: &Store, seq: u64, evict: bool) -> Result<()> {
@@ -781,7 +782,7 @@ fn write_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + Partia
 pub const BATCH_EVENTS: u64 = 20_000;
 
 /// Estimated bytes of cached rows above which a full build writes its rows out and drops
-/// them from memory (checked every [`SHADOW_CHECK_EVENTS`]).
+/// them from memory (checked every `SHADOW_CHECK_EVENTS`).
 pub const SHADOW_ROW_BUDGET: u64 = 192 * 1024 * 1024;
 
 /// Events between two checks of a full build's row memory.
@@ -792,7 +793,7 @@ const SHADOW_CHECK_EVENTS: u64 = 4_096;
 /// 1M events, 8,192 changes per commit peaked 350 MiB above 128.
 const SHADOW_CHUNK: usize = 256;
 
-/// Events the reader thread decodes per chunk it hands to the applying thread.
+/// Events a reader thread decodes per chunk it hands to the applying thread.
 const READ_CHUNK: usize = 512;
 
 /// Chunks each reader thread may decode ahead of the applying thread (bounds memory).
@@ -814,10 +815,11 @@ const PIPELINE_MIN_EVENTS: u64 = 4_096;
 /// A full build ([`ViewSet::shadow`]) reports progress every `batch` events but writes its
 /// rows once at the end (or when they outgrow [`SHADOW_ROW_BUDGET`]).
 ///
-/// On large ranges the log is read and decoded on a second thread while this one applies
-/// (the two take about the same time); events are still applied, and errors reported, in
-/// log order: the reader stops at its first error and hands it over after the events before
-/// it.
+/// On large ranges the log is read and decoded on two more threads while this one applies
+/// (decoding takes about twice as long as applying), each reader taking every other block of
+/// `READ_BLOCK` events; events are still applied, and errors reported, in log order: a
+/// reader stops at its first error and hands it over after the events before it, and this
+/// thread takes the blocks in turn.
 pub fn run(
     store: &Store,
     set: &mut ViewSet,

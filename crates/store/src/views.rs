@@ -294,7 +294,7 @@ pub struct ViewRewrite<'a> {
     ns: String,
     gen: u64,
     tree: sled::Tree,
-    /// `Some` while the namespace still has to be published (it did not exist).
+    /// Whether the namespace still has to be published (it did not exist).
     publish: bool,
     /// The live rows not yet compared, in key order (`None` for a new namespace).
     live: Option<std::iter::Peekable<sled::Iter>>,
