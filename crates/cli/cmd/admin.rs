@@ -278,6 +278,7 @@ pub fn restore(ctx: &mut Ctx, a: RestoreArgs) -> CliResult {
         (Box::new(BufReader::with_capacity(256 * 1024, f)), size)
     };
     let _ = size;
+    crate::ctx::small_pages();
     let tracker = ctx.open(true)?;
     let progress = ctx.progress(None, "restoring");
     let result = tracker.restore(&mut reader, &|n| progress.set(n));

@@ -40,6 +40,7 @@ pub fn run(ctx: &mut Ctx, a: ImportArgs) -> CliResult {
         (Box::new(BufReader::with_capacity(256 * 1024, f)), size)
     };
 
+    crate::ctx::small_pages();
     let tracker = ctx.open(true)?;
     let progress = ctx.progress(size, "validating");
     let on_bytes = |n: u64| {
