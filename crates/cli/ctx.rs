@@ -60,9 +60,8 @@ const WHOLE_LOG_CACHE: u64 = 16 * 1024 * 1024;
 /// Asks the kernel not to back this process's memory with transparent huge pages (Linux;
 /// elsewhere, and if the kernel refuses, nothing changes). For the commands that hold much
 /// memory (`import`, `restore`, `rebuild`, `verify`): partly used 2 MiB pages added 30–60 MiB
-/// to their peaks, and the kernel zeroes every page first touched (~2 ms per MiB on the
-/// machine measured: a 100k import went from 1.71 to 1.54 s, median of 6, peak RSS 280 →
-/// 217 MiB). The other commands keep huge pages: at open sled touches ~23 MiB of metrics,
+/// to their peaks, and the kernel zeroes every page first touched (a 100k import went from
+/// 1.455 to 1.295 s, medians of 6, peak RSS 264 → 211 MiB; see `docs/performance.md`). The other commands keep huge pages: at open sled touches ~23 MiB of metrics,
 /// a dozen faults in huge pages and ~6,000 in small ones.
 pub fn small_pages() {
     #[cfg(target_os = "linux")]

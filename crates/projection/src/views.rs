@@ -544,17 +544,19 @@ impl ViewSet {
     }
 
     /// Writes every view's changes in chunks of `SHADOW_CHUNK` (separate commits: for shadow
-    /// namespaces only), then its checkpoint `seq`; with `evict`, drops the cached rows. The
-    /// four views are written on parallel threads when there is enough to write.
-    pub fn write_shadow(&mut self, store: &Store, seq: u64, evict: bool) -> Result<()> {
-        self.write(store, seq, Write::Shadow { evict })
+    /// namespaces only), then its checkpoint `seq`, dropping the cached rows as they are
+    /// written (later events read them back). The four views are written on parallel threads
+    /// when there is enough to write.
+    pub fn write_shadow(&mut self, store: &Store, seq: u64) -> Result<()> {
+        self.write(store, seq, Write::Shadow)
     }
 
     /// For a full build that kept every row in memory (not [`ViewSet::spilled`]): makes each
     /// view in this pass hold exactly the built rows, at checkpoint `seq`, in the namespace
     /// `live[i]`, writing only the rows that differ ([`Store::view_rewrite`]). The views are
     /// written on parallel threads when there is enough to write, and not so much that memory
-    /// matters more (see [`REWRITE_PARALLEL_MAX_BYTES`]). The rows leave memory.
+    /// matters more (see [`REWRITE_PARALLEL_MAX_BYTES`]), then made durable with one flush.
+    /// The rows leave memory.
     pub fn rewrite_into(
         &mut self,
         store: &Store,
@@ -578,7 +580,9 @@ impl ViewSet {
             || rewrite_view(documents, store, live[2], from[2], seq, versions[2]),
             || rewrite_view(sources, store, live[3], from[3], seq, versions[3]),
         );
-        Ok([a?, b?, c?, d?])
+        let out = [a?, b?, c?, d?];
+        store.flush_durable()?;
+        Ok(out)
     }
 
     /// For a full build that kept every row in memory: each view's digest and row count, as
@@ -681,8 +685,8 @@ impl ViewSet {
 /// Above this estimate of a full build's rows in memory, [`ViewSet::rewrite_into`] writes the
 /// views one after the other: each writing thread allocates (encoded rows, the live view's
 /// pages) before the rows it drains are freed, and in parallel that came on top of the
-/// build's peak. Measured on 1M events (rows ~150 MB): peak RSS 254–256 → 243–247 MiB, the
-/// rebuild 0.5 s slower (of ~5.5 s).
+/// build's peak. Measured on 1M events (rows ~150 MB): peak RSS 254–256 → 243–247 MiB; the
+/// rebuild 0.5 s slower (of ~5.5 s) in one A/B, the same within the noise in another.
 pub const REWRITE_PARALLEL_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Below this many changed rows (over all views), views are written one after the other:
@@ -734,8 +738,8 @@ enum Write {
     /// All changes and the checkpoint in one atomic commit.
     Atomic,
     /// In chunks of [`SHADOW_CHUNK`], then the checkpoint (for namespaces a crash discards);
-    /// with `evict`, the cached rows are dropped as they are written.
-    Shadow { evict: bool },
+    /// the cached rows are dropped as they are written.
+    Shadow,
 }
 
 /// One view's part of [`ViewSet::commit`] or [`ViewSet::write_shadow`]: its new checkpoint,
@@ -753,7 +757,7 @@ fn write_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + Partia
     // The changes that go with the checkpoint, and whether any were written before it.
     let (last, wrote) = match how {
         Write::Atomic => (rows.take_changes(Some(store))?, false),
-        Write::Shadow { evict } => {
+        Write::Shadow => {
             let mut wrote = false;
             let mut sink = |changes: Changes| -> Result<()> {
                 if !changes.is_empty() {
@@ -763,10 +767,8 @@ fn write_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + Partia
                 }
                 Ok(())
             };
-            rows.take_changes_chunked(Some(store), SHADOW_CHUNK, evict, &mut sink)?;
-            if evict {
-                rows.evict();
-            }
+            rows.take_changes_chunked(Some(store), SHADOW_CHUNK, true, &mut sink)?;
+            rows.evict();
             (Vec::new(), wrote)
         }
     };
@@ -856,6 +858,10 @@ pub fn run(
         // applied block by block, in log order.
         let first = start + 1;
         let blocks = (to - first) / READ_BLOCK + 1;
+        let block = move |b: u64| {
+            let from = first + b * READ_BLOCK;
+            (from, (from + READ_BLOCK - 1).min(to))
+        };
         std::thread::scope(|s| -> Result<()> {
             let mut rxs = Vec::with_capacity(READERS as usize);
             for r in 0..READERS {
@@ -863,8 +869,7 @@ pub fn run(
                 rxs.push(rx);
                 s.spawn(move || {
                     for b in (r..blocks).step_by(READERS as usize) {
-                        let from = first + b * READ_BLOCK;
-                        let upto = (from + READ_BLOCK - 1).min(to);
+                        let (from, upto) = block(b);
                         if !read_decoded(store, from, upto, upcasters, &tx) {
                             return;
                         }
@@ -875,8 +880,7 @@ pub fn run(
             // the readers.
             for b in 0..blocks {
                 let rx = &rxs[(b % READERS) as usize];
-                let mut next = first + b * READ_BLOCK;
-                let upto = (next + READ_BLOCK - 1).min(to);
+                let (mut next, upto) = block(b);
                 while next <= upto {
                     let chunk = rx.recv().map_err(|_| ProjectionError::Decode {
                         seq: next,
@@ -900,8 +904,7 @@ pub fn run(
     let Applier { set, n, last, .. } = applier;
     if set.full_build {
         if set.spilled {
-            // Evict: the caller goes on to compare and swap namespaces, which needs the memory.
-            set.write_shadow(store, last.max(to), true)?;
+            set.write_shadow(store, last.max(to))?;
         }
     } else {
         set.commit(store, last.max(to))?;
@@ -964,7 +967,7 @@ impl Applier<'_, '_> {
         if self.set.full_build {
             if self.n % SHADOW_CHECK_EVENTS == 0 && self.set.approx_bytes() > self.set.row_budget {
                 self.set.spilled = true;
-                self.set.write_shadow(self.store, self.last, true)?;
+                self.set.write_shadow(self.store, self.last)?;
             }
             if self.n % self.batch == 0 {
                 (self.progress)(self.n);

@@ -423,7 +423,9 @@ impl ViewRewrite<'_> {
 
     /// Deletes the live rows after the last one handed over, then writes the metadata
     /// (`checkpoint`, `version`, the digest of the new rows, `rebuilt_at` = now) and, for a
-    /// new namespace, publishes it; makes it all durable.
+    /// new namespace, publishes it. Not flushed: [`Store::flush_durable`] (or closing the
+    /// store) makes it durable, once for however many namespaces were rewritten; a crash
+    /// before leaves the view marked or as it was.
     pub fn finish(mut self, checkpoint: u64, version: u32) -> Result<Rewritten> {
         while let Some(live) = self.live.as_mut() {
             match live.next() {
@@ -459,7 +461,6 @@ impl ViewRewrite<'_> {
             self.store.views.apply_batch(b)?;
         }
         drop(_g);
-        self.store.flush_durable()?;
         Ok(Rewritten {
             before: self.before,
             after,

@@ -712,7 +712,7 @@ fn a_view_rewrite_cut_short_leaves_a_view_marked_for_rebuilding() {
     drop(w);
     let m = s.view_meta("v").unwrap().unwrap();
     assert_eq!(m.version, commitments_store::VERSION_REWRITING);
-    assert!(s.view_get("v", b"k0000").unwrap() == Some(b"new".to_vec()));
+    assert_eq!(s.view_get("v", b"k0000").unwrap(), Some(b"new".to_vec()));
 }
 
 #[test]
