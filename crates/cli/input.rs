@@ -4,7 +4,7 @@
 
 use std::io::{self, BufRead};
 
-use commitments_domain::{DomainError, Event};
+use commitments_domain::{DomainError, Encoded, Event};
 
 /// The longest line accepted, in bytes (line end excluded).
 pub const MAX_LINE: usize = 1_048_576;
@@ -178,11 +178,12 @@ impl<R: BufRead> Iterator for Events<'_, R> {
 }
 
 /// [`Events`] on a background thread: reading and decoding lines (about a fifth of an
-/// import) overlaps with validating and appending on the calling thread. Items arrive in
-/// order, in chunks, through a bounded channel, so memory stays bounded.
+/// import), and encoding each event's canonical JSON ahead ([`Encoded`]), overlap with
+/// validating and appending on the calling thread. Items arrive in order, in chunks, through
+/// a bounded channel, so memory stays bounded.
 pub struct ParallelEvents<'a> {
-    rx: std::sync::mpsc::Receiver<Vec<(u64, Result<Event, DomainError>)>>,
-    chunk: std::vec::IntoIter<(u64, Result<Event, DomainError>)>,
+    rx: std::sync::mpsc::Receiver<Vec<(u64, Result<Encoded, DomainError>)>>,
+    chunk: std::vec::IntoIter<(u64, Result<Encoded, DomainError>)>,
     bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
     on_bytes: &'a dyn Fn(u64),
     worker: Option<std::thread::JoinHandle<()>>,
@@ -201,7 +202,11 @@ impl<'a> ParallelEvents<'a> {
             let store_bytes = |n: u64| counter.store(n, std::sync::atomic::Ordering::Relaxed);
             let mut events = Events::new(r, &store_bytes);
             loop {
-                let chunk: Vec<_> = events.by_ref().take(CHUNK).collect();
+                let chunk: Vec<_> = events
+                    .by_ref()
+                    .take(CHUNK)
+                    .map(|(n, r)| (n, r.map(Encoded::new)))
+                    .collect();
                 let last = chunk.len() < CHUNK;
                 if (!chunk.is_empty() && tx.send(chunk).is_err()) || last {
                     return;
@@ -219,7 +224,7 @@ impl<'a> ParallelEvents<'a> {
 }
 
 impl Iterator for ParallelEvents<'_> {
-    type Item = (u64, Result<Event, DomainError>);
+    type Item = (u64, Result<Encoded, DomainError>);
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -319,19 +324,47 @@ mod tests {
             if i % 7 == 0 {
                 input.extend_from_slice(b"\n");
             }
-            input.extend_from_slice(format!("{{\"type\":\"Nope{i}\"}}\n").as_bytes());
+            if i % 5 == 0 {
+                // Valid, and complete (id and author) in every other case: encoded ahead.
+                let by = if i % 10 == 0 {
+                    r#","recorded_by":"analyst:t""#
+                } else {
+                    ""
+                };
+                input.extend_from_slice(
+                    format!(
+                        r#"{{"type":"SourceRegistered","source_id":"src-{i}","url":"https://example.org/{i}","title":"T","language":"en","event_id":"0190b7a2-0000-7000-8000-{i:012}"{by}}}"#
+                    )
+                    .as_bytes(),
+                );
+                input.push(b'\n');
+            } else {
+                input.extend_from_slice(format!("{{\"type\":\"Nope{i}\"}}\n").as_bytes());
+            }
         }
         let seq: Vec<(u64, String)> = Events::new(io::BufReader::new(&input[..]), &|_| {})
             .map(|(n, r)| (n, format!("{r:?}")))
             .collect();
+        let mut ahead = 0;
         let par: Vec<(u64, String)> = ParallelEvents::spawn(
             Box::new(io::BufReader::new(io::Cursor::new(input))),
             &|_| {},
         )
-        .map(|(n, r)| (n, format!("{r:?}")))
+        .map(|(n, r)| {
+            let r = r.map(|enc| {
+                let (ev, body) = enc.into_parts();
+                if let Some(b) = body {
+                    assert_eq!(Some(b), ev.to_json().ok(), "line {n}");
+                    ahead += 1;
+                }
+                ev
+            });
+            (n, format!("{r:?}"))
+        })
         .collect();
         assert_eq!(seq.len(), 2000);
         assert_eq!(par, seq);
+        assert_eq!(ahead, 200);
     }
 
     #[test]

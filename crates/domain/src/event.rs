@@ -866,3 +866,111 @@ pub fn apply_changes(target: &Event, changes: &[Change]) -> Result<Event, Domain
         other => other,
     })
 }
+
+/// An event with its canonical JSON ([`Event::to_json`]) encoded ahead of validation, e.g. on
+/// the thread that decoded it, so that the thread validating a batch in order does not also
+/// encode every event. An import hands these to [`crate::Validator::check_encoded`].
+///
+/// The body is kept only while it is the event's: the setters clear it, and an event without
+/// `event_id` or `recorded_by` (which the importer fills in) is not encoded ahead at all.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    event: Event,
+    body: Option<Vec<u8>>,
+}
+
+impl Encoded {
+    /// Encodes `event` now when it is complete (it carries `event_id` and `recorded_by`).
+    /// An event that fails to encode is kept without a body: validation reports the error.
+    pub fn new(event: Event) -> Self {
+        let complete = event.event_id().is_some() && event.common().recorded_by.is_some();
+        let body = if complete { event.to_json().ok() } else { None };
+        Encoded { event, body }
+    }
+
+    /// The event.
+    pub fn event(&self) -> &Event {
+        &self.event
+    }
+
+    /// Sets the event's id, dropping the body encoded ahead.
+    pub fn set_event_id(&mut self, id: EventId) {
+        self.event.set_event_id(id);
+        self.body = None;
+    }
+
+    /// Sets `recorded_by`, dropping the body encoded ahead.
+    pub fn set_recorded_by(&mut self, who: String) {
+        self.event.set_recorded_by(who);
+        self.body = None;
+    }
+
+    /// The canonical JSON, encoded now unless it was encoded ahead.
+    pub fn body(&self) -> Result<Vec<u8>, serde_json::Error> {
+        match &self.body {
+            Some(b) => Ok(b.clone()),
+            None => self.event.to_json(),
+        }
+    }
+
+    /// The event and the body encoded ahead, if any.
+    pub fn into_parts(self) -> (Event, Option<Vec<u8>>) {
+        (self.event, self.body)
+    }
+}
+
+impl From<Event> for Encoded {
+    /// Wraps `event` without encoding it: [`crate::Validator::check_encoded`] encodes it.
+    fn from(event: Event) -> Self {
+        Encoded { event, body: None }
+    }
+}
+
+#[cfg(test)]
+mod encoded_tests {
+    use super::*;
+
+    fn sample(with_id: bool, with_actor: bool) -> Event {
+        let mut line = String::from(
+            r#"{"type":"SourceRegistered","source_id":"src-a","url":"https://example.org/a","title":"A","language":"en""#,
+        );
+        if with_id {
+            line.push_str(r#","event_id":"0190b7a2-0000-7000-8000-000000000001""#);
+        }
+        if with_actor {
+            line.push_str(r#","recorded_by":"analyst:test""#);
+        }
+        line.push('}');
+        Event::from_json(line.as_bytes()).expect("valid sample")
+    }
+
+    #[test]
+    fn encoded_ahead_only_when_complete_and_always_the_canonical_body() {
+        for (with_id, with_actor) in [(true, true), (true, false), (false, true), (false, false)] {
+            let ev = sample(with_id, with_actor);
+            let enc = Encoded::new(ev.clone());
+            assert_eq!(enc.body().ok(), ev.to_json().ok());
+            let (_, ahead) = enc.into_parts();
+            assert_eq!(
+                ahead.is_some(),
+                with_id && with_actor,
+                "{with_id} {with_actor}"
+            );
+        }
+    }
+
+    #[test]
+    fn setters_drop_the_body_encoded_ahead() {
+        let mut enc = Encoded::new(sample(true, true));
+        enc.set_recorded_by("analyst:other".into());
+        let want = enc.event().to_json().ok();
+        assert!(want.as_deref().is_some_and(|b| b
+            .windows(b"analyst:other".len())
+            .any(|w| w == b"analyst:other")));
+        assert_eq!(enc.body().ok(), want);
+        let mut enc = Encoded::new(sample(true, true));
+        enc.set_event_id(EventId(uuid::Uuid::from_u128(7)));
+        assert_eq!(enc.body().ok(), enc.event().to_json().ok());
+        assert!(enc.into_parts().1.is_none());
+    }
+}

@@ -16,7 +16,7 @@ pub mod values;
 pub use crate::edtf::{DueSpec, Edtf, Endpoint};
 pub use crate::error::DomainError;
 pub use crate::event::{
-    apply_changes, current_schema_version, Event, Upcasters, EVENT_TYPES, STORE_FIELDS,
+    apply_changes, current_schema_version, Encoded, Event, Upcasters, EVENT_TYPES, STORE_FIELDS,
 };
 pub use crate::fold::{fold_stream, Effect, Step, StreamFold};
 pub use crate::state::{

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::DomainError;
-use crate::event::{apply_changes, Event};
+use crate::event::{apply_changes, Encoded, Event};
 use crate::fold::fold_stream;
 use crate::state::{decide, evolve, CommitmentState};
 use crate::values::{EventId, Slug};
@@ -177,12 +177,30 @@ impl<'c, C: Context> Validator<'c, C> {
     /// Checks one event (which must carry its `event_id` and `recorded_by` already) against
     /// everything known so far and, if accepted, remembers its effects for later events.
     pub fn check(&mut self, event: &Event) -> Result<Verdict, DomainError> {
-        let id = event
-            .event_id()
-            .ok_or_else(|| DomainError::field("event_id", "the event has no event_id"))?;
         let body = event
             .to_json()
             .map_err(|e| DomainError::Malformed(e.to_string()))?;
+        self.check_with_body(event, body)
+    }
+
+    /// [`Validator::check`] for an event whose canonical JSON may have been encoded ahead
+    /// (on a decoding thread): the body is used as it is instead of being encoded again.
+    pub fn check_encoded(&mut self, event: Encoded) -> Result<(Event, Verdict), DomainError> {
+        let (event, ahead) = event.into_parts();
+        let body = match ahead {
+            Some(b) => b,
+            None => event
+                .to_json()
+                .map_err(|e| DomainError::Malformed(e.to_string()))?,
+        };
+        let verdict = self.check_with_body(&event, body)?;
+        Ok((event, verdict))
+    }
+
+    fn check_with_body(&mut self, event: &Event, body: Vec<u8>) -> Result<Verdict, DomainError> {
+        let id = event
+            .event_id()
+            .ok_or_else(|| DomainError::field("event_id", "the event has no event_id"))?;
         if let Some(&i) = self.by_id.get(&id) {
             return if self.accepted[i].body == body {
                 Ok(Verdict::Duplicate)

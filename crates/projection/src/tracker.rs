@@ -8,8 +8,8 @@ use std::path::Path;
 use chrono::{DateTime, NaiveDate, Utc};
 use commitments_domain::event::Event;
 use commitments_domain::{
-    fold_stream, CommitmentState, Context, DomainError, Effect, EventId, SubjectKind, Upcasters,
-    Validator, Verdict, DEFAULT_HORIZON_DAYS,
+    fold_stream, CommitmentState, Context, DomainError, Effect, Encoded, EventId, SubjectKind,
+    Upcasters, Validator, Verdict, DEFAULT_HORIZON_DAYS,
 };
 use commitments_store::{
     ExpectedVersion, NewEvent, OpenOptions, Store, StoreError, ViewMeta, VERSION_REWRITING,
@@ -537,10 +537,17 @@ impl Tracker {
 
     /// Validates events (each with its 1-based line number) against the store plus the earlier
     /// events, then appends all of them atomically, or nothing. `Err` items are lines that
-    /// did not decode. With `dry_run`, validates only.
-    pub fn import<I>(&self, lines: I, dry_run: bool, progress: &dyn Fn(u64)) -> Result<ImportReport>
+    /// did not decode. With `dry_run`, validates only. Items are [`Event`]s, or [`Encoded`]
+    /// events whose canonical JSON a decoding thread encoded ahead.
+    pub fn import<I, E>(
+        &self,
+        lines: I,
+        dry_run: bool,
+        progress: &dyn Fn(u64),
+    ) -> Result<ImportReport>
     where
-        I: IntoIterator<Item = (u64, std::result::Result<Event, DomainError>)>,
+        I: IntoIterator<Item = (u64, std::result::Result<E, DomainError>)>,
+        E: Into<Encoded>,
     {
         let ctx = StoreContext::new(self);
         let mut validator = Validator::new(&ctx);
@@ -582,15 +589,15 @@ impl Tracker {
         for (line, item) in lines {
             report.lines = report.lines.max(line);
             report.events += 1;
-            let res = item.and_then(|mut ev| {
-                if ev.event_id().is_none() {
+            let res = item.and_then(|ev| {
+                let mut ev: Encoded = ev.into();
+                if ev.event().event_id().is_none() {
                     ev.set_event_id(self.new_event_id());
                 }
-                if ev.common().recorded_by.is_none() {
+                if ev.event().common().recorded_by.is_none() {
                     ev.set_recorded_by(self.actor.clone());
                 }
-                let verdict = validator.check(&ev)?;
-                Ok((ev, verdict))
+                validator.check_encoded(ev)
             });
             match res {
                 Ok((ev, Verdict::Append { stream })) => {
