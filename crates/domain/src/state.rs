@@ -47,6 +47,12 @@ impl Status {
                 | Status::Retracted
         )
     }
+
+    /// Whether a commitment in this state can be overdue (see [`window`]): not terminal, not
+    /// lapsed.
+    pub fn can_be_overdue(self) -> bool {
+        !self.is_terminal() && self != Status::Lapsed
+    }
 }
 
 /// The due in force, with the anchor that relative and open-ended wording refers to.
@@ -312,7 +318,7 @@ pub fn window(
         due_earliest: earliest,
         due_latest: latest,
     };
-    if status.is_terminal() || status == Status::Lapsed {
+    if !status.can_be_overdue() {
         return v;
     }
     v.window = Some(match latest {

@@ -282,6 +282,38 @@ proptest! {
         import_lines(&once, &lines);
         prop_assert_eq!(dump(&once), incremental);
     }
+
+    /// `list` with filters (narrowed through the status, country and kind indexes, and for
+    /// `--overdue` through the states that can be overdue) lists exactly the commitments of
+    /// the whole board that pass them, on dates before, during and after the scenario.
+    #[test]
+    fn filtered_lists_equal_the_board_filtered(seed in any::<u64>(), commitments in 1usize..12) {
+        let lines = valid_only(&scenario(seed, commitments));
+        let dir = tempfile::tempdir().unwrap();
+        let clock = TestClock::at("2024-06-01T00:00:00Z");
+        let t = open(&dir.path().join("s"), &clock);
+        import_lines(&t, &lines);
+        let ids = |v: Vec<commitments_projection::CommitmentView>| -> Vec<String> {
+            v.into_iter().map(|c| c.commitment_id).collect()
+        };
+        for as_of in ["2023-06-01", "2024-01-15", "2024-03-15", "2024-06-01", "2024-12-31", "2026-01-01"] {
+            let read = at(as_of);
+            let board = t.list(&read, &ListFilter::default()).unwrap();
+            let want = |keep: &dyn Fn(&commitments_projection::CommitmentView) -> bool| -> Vec<String> {
+                board.iter().filter(|v| keep(v)).map(|v| v.commitment_id.clone()).collect()
+            };
+            let overdue = ListFilter { overdue: true, ..ListFilter::default() };
+            prop_assert_eq!(ids(t.list(&read, &overdue).unwrap()), want(&|v| v.overdue), "overdue on {}", as_of);
+            for status in ["open", "scheduled", "fulfilled", "lapsed"] {
+                let f = ListFilter { status: vec![status.into()], overdue: true, ..ListFilter::default() };
+                prop_assert_eq!(ids(t.list(&read, &f).unwrap()), want(&|v| v.overdue && v.status == status), "overdue {} on {}", status, as_of);
+            }
+            if let Some(party) = board.first().and_then(|v| v.parties.first()).cloned() {
+                let f = ListFilter { country: vec![party.clone()], overdue: true, ..ListFilter::default() };
+                prop_assert_eq!(ids(t.list(&read, &f).unwrap()), want(&|v| v.overdue && v.parties.contains(&party)), "overdue {} on {}", party, as_of);
+            }
+        }
+    }
 }
 
 #[test]
