@@ -841,10 +841,10 @@ impl Tracker {
         Ok(self.store.head()?.recorded_at.unwrap_or_default())
     }
 
-    /// Every commitment row known at `at.known_at`.
-    /// Hands every commitment row the filter's indexes do not rule out to `visit`, in id
-    /// order, one at a time: a `list` of a large store keeps only the rows it shows (at 1M,
-    /// collecting all 100,000 rows first was a tenth of `list --overdue`, growing the vector).
+    /// Hands every commitment row known at `at.known_at` that the filter's indexes do not rule
+    /// out to `visit`, in id order, one at a time: a `list` of a large store keeps only the
+    /// rows it shows (at 1M, collecting all 100,000 rows first was a tenth of
+    /// `list --overdue`, growing the vector).
     fn visit_commitment_rows(
         &self,
         at: &ReadAt,
