@@ -364,16 +364,16 @@ pub struct RecordFields {
     /// mode of a call (phone, video, in_person, unspecified)
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
-    /// participants of a call: COUNTRY[:NAME]; repeatable
+    /// participants of a call, each a country code with an optional :NAME; repeatable
     #[arg(long = "participant", value_name = "COUNTRY[:NAME]")]
     pub participants: Vec<String>,
     /// topics (comma-separated)
     #[arg(long, value_name = "LIST")]
     pub topics: Option<String>,
-    /// inviter: COUNTRY[:NAME]
+    /// inviter: a country code with an optional :NAME
     #[arg(long, value_name = "COUNTRY[:NAME]")]
     pub inviter: Option<String>,
-    /// invitee: COUNTRY[:NAME]
+    /// invitee: a country code with an optional :NAME
     #[arg(long, value_name = "COUNTRY[:NAME]")]
     pub invitee: Option<String>,
     /// visit_type (official, state, working, unspecified)
