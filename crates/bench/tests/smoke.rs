@@ -1,10 +1,9 @@
 //! The benchmark suite runs at a small N (CI smoke test: it must run and report every
 //! figure; no timing is asserted).
 
-#[test]
-fn the_suite_runs_at_small_n_and_reports_every_store_figure() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_commitments-bench"))
+/// The suite at N = 300, one run, 20 durable appends, 4 writers, in `work`, plus `extra`.
+fn bench(work: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_commitments-bench"))
         .args([
             "--n",
             "300",
@@ -14,11 +13,18 @@ fn the_suite_runs_at_small_n_and_reports_every_store_figure() {
             "20",
             "--writers",
             "4",
-            "--work",
         ])
-        .arg(work.path())
+        .args(extra)
+        .arg("--work")
+        .arg(work)
         .output()
-        .expect("runs");
+        .expect("runs")
+}
+
+#[test]
+fn the_suite_runs_at_small_n_and_reports_every_store_figure() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = bench(work.path(), &[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -54,23 +60,7 @@ fn the_suite_runs_at_small_n_and_reports_every_store_figure() {
 #[test]
 fn phases_limits_the_run_to_the_named_phases() {
     let work = tempfile::tempdir().expect("tempdir");
-    let run = |phases: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_commitments-bench"))
-            .args([
-                "--n",
-                "300",
-                "--runs",
-                "1",
-                "--durable",
-                "10",
-                "--writers",
-                "2",
-            ])
-            .args(["--phases", phases, "--work"])
-            .arg(work.path())
-            .output()
-            .expect("runs")
-    };
+    let run = |phases: &str| bench(work.path(), &["--phases", phases]);
     let out = run("file");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");

@@ -177,10 +177,7 @@ impl<'c, C: Context> Validator<'c, C> {
     /// Checks one event (which must carry its `event_id` and `recorded_by` already) against
     /// everything known so far and, if accepted, remembers its effects for later events.
     pub fn check(&mut self, event: &Event) -> Result<Verdict, DomainError> {
-        let body = event
-            .to_json()
-            .map_err(|e| DomainError::Malformed(e.to_string()))?;
-        self.check_with_body(event, body)
+        self.check_with_body(event, canonical(event)?)
     }
 
     /// [`Validator::check`] for an event whose canonical JSON may have been encoded ahead
@@ -189,9 +186,7 @@ impl<'c, C: Context> Validator<'c, C> {
         let (event, ahead) = event.into_parts();
         let body = match ahead {
             Some(b) => b,
-            None => event
-                .to_json()
-                .map_err(|e| DomainError::Malformed(e.to_string()))?,
+            None => canonical(&event)?,
         };
         let verdict = self.check_with_body(&event, body)?;
         Ok((event, verdict))
@@ -212,9 +207,7 @@ impl<'c, C: Context> Validator<'c, C> {
             };
         }
         if let Some((_, stored)) = self.ctx.event(&id)? {
-            let stored_body = stored
-                .to_json()
-                .map_err(|e| DomainError::Malformed(e.to_string()))?;
+            let stored_body = canonical(&stored)?;
             return if stored_body == body {
                 Ok(Verdict::Duplicate)
             } else {
@@ -418,4 +411,11 @@ impl<'c, C: Context> Validator<'c, C> {
         }
         Ok(stream)
     }
+}
+
+/// The canonical JSON body of `event` (what the store keeps and duplicates are compared by).
+fn canonical(event: &Event) -> Result<Vec<u8>, DomainError> {
+    event
+        .to_json()
+        .map_err(|e| DomainError::Malformed(e.to_string()))
 }

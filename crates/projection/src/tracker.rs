@@ -869,18 +869,15 @@ impl Tracker {
                 .collect(),
             false => Vec::new(),
         };
-        let ids: Option<Vec<String>> = if !filter.country.is_empty()
-            || !filter.status.is_empty()
-            || !filter.kind.is_empty()
-            || filter.overdue
-        {
+        let narrowing = [
+            (&filter.country, index_keys::country as fn(&str) -> Vec<u8>),
+            (&filter.status, index_keys::status),
+            (&filter.kind, index_keys::kind),
+            (&may_be_overdue, index_keys::status),
+        ];
+        let ids: Option<Vec<String>> = if narrowing.iter().any(|(vals, _)| !vals.is_empty()) {
             let mut sets: Vec<std::collections::BTreeSet<String>> = Vec::new();
-            for (vals, f) in [
-                (&filter.country, index_keys::country as fn(&str) -> Vec<u8>),
-                (&filter.status, index_keys::status),
-                (&filter.kind, index_keys::kind),
-                (&may_be_overdue, index_keys::status),
-            ] {
+            for (vals, f) in narrowing {
                 if vals.is_empty() {
                     continue;
                 }
