@@ -151,9 +151,17 @@ macro_rules! define_events {
                 match self { $(Event::$Name(_) => define_events!(@subject_field $subject),)* }
             }
             fn decode_fast(type_name: &str, bytes: &[u8]) -> Option<Result<Event, serde_json::Error>> {
-                match type_name {
-                    $(stringify!($Name) => Some(serde_json::from_slice::<$Name>(bytes).map(Event::$Name)),)*
-                    _ => None,
+                // One UTF-8 check of the whole object is cheaper than serde_json's check of
+                // each string; invalid bytes take the slice path, which names the error.
+                match std::str::from_utf8(bytes) {
+                    Ok(text) => match type_name {
+                        $(stringify!($Name) => Some(serde_json::from_str::<$Name>(text).map(Event::$Name)),)*
+                        _ => None,
+                    },
+                    Err(_) => match type_name {
+                        $(stringify!($Name) => Some(serde_json::from_slice::<$Name>(bytes).map(Event::$Name)),)*
+                        _ => None,
+                    },
                 }
             }
             fn decode_with_path(type_name: &str, bytes: &[u8]) -> Option<Result<Event, serde_path_to_error::Error<serde_json::Error>>> {
@@ -469,6 +477,68 @@ impl Upcasters {
     }
 }
 
+/// The `type` of a JSON object whose `type` member comes first or last, read from the ends of
+/// the bytes without parsing what lies between: canonical bodies start with it, key-sorted
+/// lines end with it. `None` when neither end shows a known type; callers then probe the
+/// whole object.
+///
+/// Sound only as a guess that a typed decode confirms: the bytes must start with `{` (so the
+/// decode reads a map, never a sequence), a string right after the opening `{` is a key of
+/// the top-level object, and so is a string followed by `:`, a string value and the final
+/// `}`. The decode rejects a second `type` key as a duplicate field.
+fn quick_type(bytes: &[u8]) -> Option<&'static str> {
+    let ws = |b: &u8| b.is_ascii_whitespace();
+    let start = bytes.iter().position(|b| !ws(b))?;
+    let end = bytes.iter().rposition(|b| !ws(b))?;
+    let body = &bytes[start..=end];
+    if body.len() < 2 || body[0] != b'{' || body[body.len() - 1] != b'}' {
+        return None;
+    }
+    let inner = &body[1..body.len() - 1];
+    first_member_type(inner).or_else(|| last_member_type(inner))
+}
+
+/// `"type" : "Name"` at the start of `inner` (after whitespace).
+fn first_member_type(inner: &[u8]) -> Option<&'static str> {
+    let rest = trim_start(inner).strip_prefix(b"\"type\"")?;
+    let rest = trim_start(rest).strip_prefix(b":")?;
+    let rest = trim_start(rest).strip_prefix(b"\"")?;
+    let len = rest.iter().position(|&b| b == b'"')?;
+    known_type(&rest[..len])
+}
+
+/// `"type" : "Name"` at the end of `inner` (before whitespace), preceded by `,` or nothing.
+fn last_member_type(inner: &[u8]) -> Option<&'static str> {
+    let rest = trim_end(inner).strip_suffix(b"\"")?;
+    let open = rest.iter().rposition(|&b| b == b'"')?;
+    let name = &rest[open + 1..];
+    let rest = trim_end(&rest[..open]).strip_suffix(b":")?;
+    let rest = trim_end(rest).strip_suffix(b"\"type\"")?;
+    let before = trim_end(rest);
+    if !(before.is_empty() || before.ends_with(b",")) {
+        return None;
+    }
+    known_type(name)
+}
+
+fn known_type(name: &[u8]) -> Option<&'static str> {
+    EVENT_TYPES.iter().copied().find(|t| t.as_bytes() == name)
+}
+
+fn trim_start(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    &b[n..]
+}
+
+fn trim_end(b: &[u8]) -> &[u8] {
+    let n = b
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_whitespace())
+        .count();
+    &b[..b.len() - n]
+}
+
 #[derive(Deserialize)]
 struct Probe<'a> {
     #[serde(rename = "type", borrow, default)]
@@ -564,6 +634,10 @@ impl Event {
     /// Decodes one input line (no store fields allowed) and checks the catalogue's rules that
     /// one event can check alone ([`Event::check`]).
     pub fn from_json(bytes: &[u8]) -> Result<Event, DomainError> {
+        if let Some(Some(Ok(ev))) = quick_type(bytes).map(|t| Event::decode_fast(t, bytes)) {
+            ev.check()?;
+            return Ok(ev);
+        }
         let t = probe_type(bytes)?;
         let ev = match Event::decode_fast(&t, bytes) {
             Some(Ok(ev)) => ev,
@@ -609,6 +683,13 @@ impl Event {
         schema_version: u32,
         upcasters: &Upcasters,
     ) -> Result<Event, DomainError> {
+        if let Some(t) = quick_type(bytes) {
+            if schema_version == current_schema_version(t) {
+                if let Some(Ok(ev)) = Event::decode_fast(t, bytes) {
+                    return Ok(ev);
+                }
+            }
+        }
         let t = probe_type(bytes)?;
         let current = current_schema_version(&t);
         if schema_version == current {

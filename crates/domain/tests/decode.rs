@@ -431,6 +431,67 @@ fn store_fields_are_rejected_saying_the_store_adds_them() {
     assert!(!err.to_string().contains("store"), "{err}");
 }
 
+/// The decoder reads `type` off either end of a line when it stands there (canonical bodies
+/// start with it, key-sorted lines end with it); wherever it stands, and whatever the strings
+/// around it hold, the event is the one the whole object describes.
+#[test]
+fn the_type_is_found_wherever_it_stands() {
+    let v = with(
+        call_held(),
+        "/note",
+        json!("ends with \"type\":\"SourceRegistered\""),
+    );
+    let want = Event::from_value(v.clone()).unwrap();
+    let canonical = String::from_utf8(want.to_json().unwrap()).unwrap();
+    assert!(
+        canonical.starts_with("{\"type\":\"CallHeld\""),
+        "{canonical}"
+    );
+    let sorted = serde_json::to_string(&v).unwrap();
+    assert!(sorted.ends_with("\"type\":\"CallHeld\"}"), "{sorted}");
+    let pretty = serde_json::to_string_pretty(&v).unwrap();
+    // `type` in the middle, and a last member whose string ends like a `type` member.
+    let middle = canonical
+        .replacen("{\"type\":\"CallHeld\",", "{", 1)
+        .replacen(",\"call_id\"", ", \"type\" : \"CallHeld\",\"call_id\"", 1);
+    assert_ne!(middle, canonical);
+    let note_last = format!(
+        "{{{},\"note\":\"x\\\",\\\"type\\\":\\\"SourceRegistered\"}}",
+        &canonical[1..canonical.find(",\"note\"").unwrap()]
+    );
+    let spaced = sorted
+        .replace("\":\"", "\" : \"")
+        .replace("\",\"", "\" , \"");
+    for line in [&canonical, &sorted, &pretty, &middle, &note_last, &spaced] {
+        let got = Event::from_json(format!("  {line}\r\n").as_bytes());
+        let want = if line == &note_last {
+            Event::from_value(serde_json::from_str(line).unwrap()).unwrap()
+        } else {
+            want.clone()
+        };
+        assert_eq!(got.as_ref(), Ok(&want), "{line}");
+        assert_eq!(
+            Event::from_stored(line.as_bytes(), 1, &Default::default()).as_ref(),
+            Ok(&want),
+            "{line}"
+        );
+    }
+    // Two `type` members, at the two ends: refused, not read off either end.
+    let twice = sorted.replacen('{', "{\"type\":\"SourceRegistered\",", 1);
+    assert!(Event::from_json(twice.as_bytes()).is_err(), "{twice}");
+    assert!(Event::from_stored(twice.as_bytes(), 1, &Default::default()).is_err());
+    // A known type name at the end of an array is no object.
+    for line in ["[\"type\",\"CallHeld\"]", "[{\"type\":\"CallHeld\"}]"] {
+        assert!(
+            matches!(
+                Event::from_json(line.as_bytes()),
+                Err(DomainError::Malformed(_))
+            ),
+            "{line}"
+        );
+    }
+}
+
 #[test]
 fn non_objects_and_malformed_json_are_rejected() {
     for line in [
