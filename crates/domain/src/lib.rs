@@ -20,8 +20,8 @@ pub use crate::event::{
 };
 pub use crate::fold::{fold_stream, Effect, Step, StreamFold};
 pub use crate::state::{
-    decide, evolve, next_status, window, CommitmentState, EffectiveDue, OverdueBasis, Status,
-    WindowState, WindowView, DEFAULT_HORIZON_DAYS,
+    decide, evolve, evolve_in_place, next_status, window, CommitmentState, EffectiveDue,
+    OverdueBasis, Status, WindowState, WindowView, DEFAULT_HORIZON_DAYS,
 };
 pub use crate::validate::{Context, SubjectKind, Validator, Verdict};
 pub use crate::values::{Country, Day, EventId, Slug};

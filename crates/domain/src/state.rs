@@ -224,50 +224,64 @@ pub fn evolve(state: Option<CommitmentState>, event: &Event) -> Option<Commitmen
         }),
         _ => {
             let mut s = state?;
-            if let Some(next) = next_status(s.status, event) {
-                s.status = next;
-            }
-            match event {
-                Event::InvitationAccepted(e) => {
-                    if let Some(p) = &e.proposed {
-                        s.due = Some(EffectiveDue::new(p.clone(), event));
-                    }
-                }
-                Event::MeetingScheduled(e) => {
-                    s.due = Some(EffectiveDue::new(e.scheduled_for.clone(), event));
-                    if e.location.is_some() {
-                        s.location = e.location.clone();
-                    }
-                }
-                Event::CommitmentPostponed(e) => {
-                    s.due = Some(match &e.new_due {
-                        Some(d) => EffectiveDue::new(d.clone(), event),
-                        None => {
-                            let anchor = event.common().occurred.and_then(|o| o.default_anchor());
-                            match anchor {
-                                Some(a) => EffectiveDue {
-                                    spec: DueSpec::open_ended_from(a),
-                                    anchor: Some(a),
-                                },
-                                None => return Some(s),
-                            }
-                        }
-                    });
-                }
-                Event::CommitmentReaffirmed(e) => {
-                    if let Some(d) = &e.new_due {
-                        s.due = Some(EffectiveDue::new(d.clone(), event));
-                    }
-                }
-                Event::CommitmentAssessed(e) => match e.rating {
-                    Rating::Stalled => s.stalled = true,
-                    Rating::OnTrack => s.stalled = false,
-                    Rating::Lapsed => {}
-                },
-                _ => {}
-            }
+            step(&mut s, event);
             Some(s)
         }
+    }
+}
+
+/// [`evolve`] of an existing state, in place, without copying it: an opening event replaces
+/// the state, any other event changes the fields it is about.
+pub fn evolve_in_place(state: &mut CommitmentState, event: &Event) {
+    match evolve(None, event) {
+        Some(opened) => *state = opened,
+        None => step(state, event),
+    }
+}
+
+/// The change a lifecycle event makes to an existing state.
+fn step(s: &mut CommitmentState, event: &Event) {
+    if let Some(next) = next_status(s.status, event) {
+        s.status = next;
+    }
+    match event {
+        Event::InvitationAccepted(e) => {
+            if let Some(p) = &e.proposed {
+                s.due = Some(EffectiveDue::new(p.clone(), event));
+            }
+        }
+        Event::MeetingScheduled(e) => {
+            s.due = Some(EffectiveDue::new(e.scheduled_for.clone(), event));
+            if e.location.is_some() {
+                s.location = e.location.clone();
+            }
+        }
+        Event::CommitmentPostponed(e) => {
+            s.due = Some(match &e.new_due {
+                Some(d) => EffectiveDue::new(d.clone(), event),
+                None => {
+                    let anchor = event.common().occurred.and_then(|o| o.default_anchor());
+                    match anchor {
+                        Some(a) => EffectiveDue {
+                            spec: DueSpec::open_ended_from(a),
+                            anchor: Some(a),
+                        },
+                        None => return,
+                    }
+                }
+            });
+        }
+        Event::CommitmentReaffirmed(e) => {
+            if let Some(d) = &e.new_due {
+                s.due = Some(EffectiveDue::new(d.clone(), event));
+            }
+        }
+        Event::CommitmentAssessed(e) => match e.rating {
+            Rating::Stalled => s.stalled = true,
+            Rating::OnTrack => s.stalled = false,
+            Rating::Lapsed => {}
+        },
+        _ => {}
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use crate::error::DomainError;
 use crate::event::{apply_changes, Encoded, Event};
 use crate::fold::fold_stream;
-use crate::state::{decide, evolve, CommitmentState};
+use crate::state::{decide, evolve, evolve_in_place, CommitmentState};
 use crate::values::{EventId, Slug};
 
 /// What kind of subject an id names (ids are unique across kinds).
@@ -119,13 +119,6 @@ impl<'c, C: Context> Validator<'c, C> {
         match self.subjects.get(id) {
             Some(k) => Ok(Some(*k)),
             None => self.ctx.subject_kind(id),
-        }
-    }
-
-    fn state(&self, id: &str) -> Result<Option<CommitmentState>, DomainError> {
-        match self.states.get(id) {
-            Some(s) => Ok(s.clone()),
-            None => self.ctx.commitment(id),
         }
     }
 
@@ -319,10 +312,19 @@ impl<'c, C: Context> Validator<'c, C> {
             }
         }
         if event.commitment_id().is_some() {
-            let state = self.state(subject.as_str())?;
-            decide(state.as_ref(), event)?;
-            let next = evolve(state, event);
-            self.states.insert(subject.to_string(), next);
+            // A commitment the batch has seen changes in place; one it has not is read once.
+            if let Some(slot) = self.states.get_mut(subject.as_str()) {
+                decide(slot.as_ref(), event)?;
+                match slot {
+                    Some(state) => evolve_in_place(state, event),
+                    None => *slot = evolve(None, event),
+                }
+            } else {
+                let state = self.ctx.commitment(subject.as_str())?;
+                decide(state.as_ref(), event)?;
+                self.states
+                    .insert(subject.to_string(), evolve(state, event));
+            }
         }
         Ok(subject.to_string())
     }

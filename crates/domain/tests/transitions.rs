@@ -5,7 +5,7 @@
 mod common;
 
 use commitments_domain::{
-    decide, evolve, fold_stream, next_status, DomainError, Effect, Event, Status,
+    decide, evolve, evolve_in_place, fold_stream, next_status, DomainError, Effect, Event, Status,
 };
 use common::*;
 
@@ -159,6 +159,10 @@ fn decide_and_evolve_follow_the_table() {
                     let after = evolve(Some(folded.clone()), &e).expect("state after");
                     assert_eq!(after.status, status(next), "{what}");
                     assert_eq!(after.commitment_id.as_str(), CID, "{what}");
+                    // The views and the validator change their copy in place: same result.
+                    let mut in_place = folded.clone();
+                    evolve_in_place(&mut in_place, &e);
+                    assert_eq!(in_place, after, "{what}");
                 }
                 (Err(err), None) => {
                     assert_eq!(

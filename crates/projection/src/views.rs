@@ -3,7 +3,7 @@
 //! differ, or, past the row budget, through shadow namespaces swapped in).
 
 use commitments_domain::event::Event;
-use commitments_domain::{decide, evolve, fold_stream, StreamFold, Upcasters};
+use commitments_domain::{decide, evolve, evolve_in_place, fold_stream, StreamFold, Upcasters};
 use commitments_store::{Rewritten, RowDigest, Store, StoredEvent};
 
 use crate::error::{ProjectionError, Result};
@@ -222,10 +222,7 @@ impl Projection for CommitmentsView {
                 }
             }
             Some(row) if !row.refolded && decide(Some(&row.state), e).is_ok() => {
-                let state = row.state.clone();
-                if let Some(next) = evolve(Some(state), e) {
-                    row.state = next;
-                }
+                evolve_in_place(&mut row.state, e);
                 row.last_seq = rec.seq;
                 row.event_count += 1;
                 merge_sources(&mut row.sources, e.common().evidence);
