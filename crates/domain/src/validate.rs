@@ -1,7 +1,7 @@
 //! Validating events in order against what is already known (the store, through
 //! [`Context`]) plus the earlier events of the same batch.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::error::DomainError;
 use crate::event::{apply_changes, Encoded, Event};

@@ -1,7 +1,9 @@
 //! The rows each view stores, and the typed, cached access to a view namespace that
 //! projections write through.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::HashMap;
 
 use commitments_domain::event::Event;
 use commitments_domain::values::{CallMode, Country, DocType, Evidence, Participant, Place};
@@ -196,8 +198,8 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
     pub fn new(ns: &str, index: fn(&str, &T) -> Vec<Vec<u8>>) -> Self {
         Rows {
             ns: ns.to_owned(),
-            cache: HashMap::new(),
-            original: HashMap::new(),
+            cache: HashMap::default(),
+            original: HashMap::default(),
             index,
             keep_all: false,
             store_empty: false,
@@ -234,7 +236,7 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
     /// Drops every cached row (call only with no uncommitted change).
     pub fn evict(&mut self) {
         debug_assert!(self.original.is_empty());
-        self.cache = HashMap::new();
+        self.cache = HashMap::default();
     }
 
     /// The namespace.
@@ -359,7 +361,7 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
         {
             // Bucket rows, built as (bucket, row index) pairs (8 bytes an entry: this runs
             // before any row is freed, at the build's peak of memory).
-            let mut bucket_of: HashMap<Vec<u8>, u32> = HashMap::new();
+            let mut bucket_of: HashMap<Vec<u8>, u32> = HashMap::default();
             let mut pairs: Vec<(u32, u32)> = Vec::new();
             for (i, (id, row)) in rows.iter().enumerate() {
                 let keys: BTreeSet<Vec<u8>> = (self.index)(id, row).into_iter().collect();
