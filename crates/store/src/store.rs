@@ -276,6 +276,27 @@ fn sled_config(path: &Path, cache_capacity: u64) -> sled::Config {
 const SNAPSHOT_AFTER_WRITES: u64 = 20_000;
 
 impl Store {
+    /// The bytes of the files of the store in directory `path`, read from the file system
+    /// without opening it (0 when there is none): for a caller that sets up its memory
+    /// before the open.
+    pub fn bytes_on_disk_at(path: &Path) -> u64 {
+        fn walk(dir: &Path, depth: u32) -> u64 {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return 0;
+            };
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_file() => m.len(),
+                    Ok(m) if m.is_dir() && depth > 0 => walk(&e.path(), depth - 1),
+                    _ => 0,
+                })
+                .sum()
+        }
+        // sled keeps its files at the top and its blobs one directory down.
+        walk(path, 1)
+    }
+
     /// Opens (or creates) the store in directory `path`.
     ///
     /// Fails with [`StoreError::Locked`] when another process has it open and with
