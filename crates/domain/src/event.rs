@@ -154,15 +154,20 @@ macro_rules! define_events {
                 // One UTF-8 check of the whole object is cheaper than serde_json's check of
                 // each string; invalid bytes take the slice path, which names the error.
                 match std::str::from_utf8(bytes) {
-                    Ok(text) => match type_name {
-                        $(stringify!($Name) => Some(serde_json::from_str::<$Name>(text).map(Event::$Name)),)*
-                        _ => None,
-                    },
-                    Err(_) => match type_name {
-                        $(stringify!($Name) => Some(serde_json::from_slice::<$Name>(bytes).map(Event::$Name)),)*
-                        _ => None,
-                    },
+                    Ok(text) => Event::decode_from(type_name, serde_json::Deserializer::from_str(text)),
+                    Err(_) => Event::decode_from(type_name, serde_json::Deserializer::from_slice(bytes)),
                 }
+            }
+            fn decode_from<'de, R: serde_json::de::Read<'de>>(
+                type_name: &str,
+                mut de: serde_json::Deserializer<R>,
+            ) -> Option<Result<Event, serde_json::Error>> {
+                let ev = match type_name {
+                    $(stringify!($Name) => $Name::deserialize(&mut de).map(Event::$Name),)*
+                    _ => return None,
+                };
+                // Nothing but whitespace may follow the object.
+                Some(ev.and_then(|ev| de.end().map(|()| ev)))
             }
             fn decode_with_path(type_name: &str, bytes: &[u8]) -> Option<Result<Event, serde_path_to_error::Error<serde_json::Error>>> {
                 match type_name {
