@@ -148,9 +148,10 @@ pub struct SourceRow {
 /// Adds the sources of evidence entries not already listed.
 pub fn merge_sources(sources: &mut Vec<String>, add: &[Evidence]) {
     for e in add {
-        let s = e.source_id.to_string();
-        if let Err(i) = sources.binary_search(&s) {
-            sources.insert(i, s);
+        let s = e.source_id.as_str();
+        // Most evidence cites a source already listed: copy the id only to insert it.
+        if let Err(i) = sources.binary_search_by(|x| x.as_str().cmp(s)) {
+            sources.insert(i, s.to_owned());
         }
     }
 }
@@ -292,7 +293,8 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
     /// The row for `id`, mutable (marks it changed).
     pub fn get_mut(&mut self, store: Option<&Store>, id: &str) -> Result<Option<&mut T>> {
         self.load(store, id)?;
-        if self.cache.get(id).is_some_and(|r| r.is_some()) {
+        // A full build that has written nothing has no committed values to remember.
+        if !self.all_new() && self.cache.get(id).is_some_and(|r| r.is_some()) {
             self.dirty(id);
         }
         Ok(self.cache.get_mut(id).and_then(Option::as_deref_mut))
