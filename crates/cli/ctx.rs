@@ -59,16 +59,17 @@ const WHOLE_LOG_CACHE: u64 = 16 * 1024 * 1024;
 
 /// The size on disk from which `rebuild` and `verify` ask for small pages. Below it the whole
 /// fold is small, and huge pages make the start faster: a 10k-event store (8 MiB) rebuilt in
-/// 50 ms instead of 65 (medians of 12 alternating runs) at 85 MiB RSS instead of 37; a 100k
-/// one (64 MiB) took as long either way, at 118 MiB instead of 72.
+/// 55 ms instead of 70 (medians of 12 alternating runs) at 86 MiB RSS instead of 37; a 100k
+/// one (64 MiB) took as long either way, at 118 MiB instead of 72 (`docs/performance.md`).
 const SMALL_PAGES_FROM: u64 = 32 << 20;
 
 /// Asks the kernel not to back this process's memory with transparent huge pages (Linux;
 /// elsewhere, and if the kernel refuses, nothing changes). For the commands that hold much
-/// memory (`import`, `restore`, `rebuild`, `verify`): partly used 2 MiB pages added 30–60 MiB
-/// to their peaks, and the kernel zeroes every page first touched (a 100k import went from
-/// 1.455 to 1.295 s, medians of 6, peak RSS 264 → 211 MiB; see `docs/performance.md`). The other commands keep huge pages: at open sled touches ~23 MiB of metrics,
-/// a dozen faults in huge pages and ~6,000 in small ones.
+/// memory (`import`, `restore`, and `rebuild` and `verify` on a large store): partly used
+/// 2 MiB pages added 30–60 MiB to their peaks, and the kernel zeroes every page first touched
+/// (a 100k import went from 1.455 to 1.295 s, medians of 6, peak RSS 264 → 211 MiB; see
+/// `docs/performance.md`). The other commands keep huge pages: at open sled touches ~23 MiB
+/// of metrics, a dozen faults in huge pages and ~6,000 in small ones.
 pub fn small_pages() {
     #[cfg(target_os = "linux")]
     let _ = nix::sys::prctl::set_thp_disable(true);

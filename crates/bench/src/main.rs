@@ -359,23 +359,31 @@ fn sled_raw(
     Ok(())
 }
 
-/// Opens the raw sled database at `path` that this process has just dropped: sled's
-/// background threads can hold its file lock a moment longer ("could not acquire lock",
-/// seen in a CI run; the store retries the same way, sled#1234), so a refused lock is
-/// retried for up to 2 s.
-fn reopen_raw_sled(path: &Path) -> Result<sled::Db, sled::Error> {
+/// Runs `open` until it succeeds, fails otherwise than `locked` says, or 2 s have passed:
+/// after a process (this one or the suite's parent) drops a sled database, sled's background
+/// threads can hold its file lock a moment longer ("could not acquire lock", seen in a CI
+/// run; the store retries the same way, sled#1234).
+fn retry_while_locked<T, E>(
+    mut open: impl FnMut() -> Result<T, E>,
+    locked: impl Fn(&E) -> bool,
+) -> Result<T, E> {
     let started = Instant::now();
     loop {
-        match sled::open(path) {
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && started.elapsed() < Duration::from_secs(2) =>
-            {
+        match open() {
+            Err(e) if locked(&e) && started.elapsed() < Duration::from_secs(2) => {
                 std::thread::sleep(Duration::from_millis(10));
             }
             other => return other,
         }
     }
+}
+
+/// Opens the raw sled database at `path` that this process has just dropped.
+fn reopen_raw_sled(path: &Path) -> Result<sled::Db, sled::Error> {
+    retry_while_locked(
+        || sled::open(path),
+        |e| matches!(e, sled::Error::Io(e) if e.to_string().contains("could not acquire lock")),
+    )
 }
 
 /// The hidden first argument that makes the bench a probe timing one store open.
@@ -642,29 +650,25 @@ fn main() -> std::process::ExitCode {
     let mut argv = std::env::args().skip(1);
     if argv.next().as_deref() == Some(OPEN_PROBE) {
         let path = PathBuf::from(argv.next().unwrap_or_default());
-        // The parent has just dropped the store; sled's threads there may hold its lock a
-        // moment longer. Only the open that gets the lock is timed.
-        let started = Instant::now();
-        loop {
-            let t = Instant::now();
-            return match Store::open(&path, OpenOptions::default()) {
-                Ok(store) => {
-                    println!("{}", t.elapsed().as_secs_f64() * 1e3);
-                    drop(store);
-                    std::process::ExitCode::SUCCESS
-                }
-                Err(commitments_store::StoreError::Locked { .. })
-                    if started.elapsed() < Duration::from_secs(2) =>
-                {
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
-                Err(e) => {
-                    eprintln!("commitments-bench: {e}");
-                    std::process::ExitCode::FAILURE
-                }
-            };
-        }
+        // The parent has just dropped the store: only the open that gets the lock is timed.
+        let opened = retry_while_locked(
+            || {
+                let t = Instant::now();
+                Store::open(&path, OpenOptions::default()).map(|s| (s, t.elapsed()))
+            },
+            |e| matches!(e, commitments_store::StoreError::Locked { .. }),
+        );
+        return match opened {
+            Ok((store, took)) => {
+                println!("{}", took.as_secs_f64() * 1e3);
+                drop(store);
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("commitments-bench: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
     }
     let args = match parse_args() {
         Ok(a) => a,

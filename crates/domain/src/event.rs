@@ -492,34 +492,27 @@ impl Upcasters {
 /// the top-level object, and so is a string followed by `:`, a string value and the final
 /// `}`. The decode rejects a second `type` key as a duplicate field.
 fn quick_type(bytes: &[u8]) -> Option<&'static str> {
-    let ws = |b: &u8| b.is_ascii_whitespace();
-    let start = bytes.iter().position(|b| !ws(b))?;
-    let end = bytes.iter().rposition(|b| !ws(b))?;
-    let body = &bytes[start..=end];
-    if body.len() < 2 || body[0] != b'{' || body[body.len() - 1] != b'}' {
-        return None;
-    }
-    let inner = &body[1..body.len() - 1];
+    let inner = bytes.trim_ascii().strip_prefix(b"{")?.strip_suffix(b"}")?;
     first_member_type(inner).or_else(|| last_member_type(inner))
 }
 
 /// `"type" : "Name"` at the start of `inner` (after whitespace).
 fn first_member_type(inner: &[u8]) -> Option<&'static str> {
-    let rest = trim_start(inner).strip_prefix(b"\"type\"")?;
-    let rest = trim_start(rest).strip_prefix(b":")?;
-    let rest = trim_start(rest).strip_prefix(b"\"")?;
+    let rest = inner.trim_ascii_start().strip_prefix(b"\"type\"")?;
+    let rest = rest.trim_ascii_start().strip_prefix(b":")?;
+    let rest = rest.trim_ascii_start().strip_prefix(b"\"")?;
     let len = rest.iter().position(|&b| b == b'"')?;
     known_type(&rest[..len])
 }
 
 /// `"type" : "Name"` at the end of `inner` (before whitespace), preceded by `,` or nothing.
 fn last_member_type(inner: &[u8]) -> Option<&'static str> {
-    let rest = trim_end(inner).strip_suffix(b"\"")?;
+    let rest = inner.trim_ascii_end().strip_suffix(b"\"")?;
     let open = rest.iter().rposition(|&b| b == b'"')?;
     let name = &rest[open + 1..];
-    let rest = trim_end(&rest[..open]).strip_suffix(b":")?;
-    let rest = trim_end(rest).strip_suffix(b"\"type\"")?;
-    let before = trim_end(rest);
+    let rest = rest[..open].trim_ascii_end().strip_suffix(b":")?;
+    let rest = rest.trim_ascii_end().strip_suffix(b"\"type\"")?;
+    let before = rest.trim_ascii_end();
     if !(before.is_empty() || before.ends_with(b",")) {
         return None;
     }
@@ -528,20 +521,6 @@ fn last_member_type(inner: &[u8]) -> Option<&'static str> {
 
 fn known_type(name: &[u8]) -> Option<&'static str> {
     EVENT_TYPES.iter().copied().find(|t| t.as_bytes() == name)
-}
-
-fn trim_start(b: &[u8]) -> &[u8] {
-    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
-    &b[n..]
-}
-
-fn trim_end(b: &[u8]) -> &[u8] {
-    let n = b
-        .iter()
-        .rev()
-        .take_while(|c| c.is_ascii_whitespace())
-        .count();
-    &b[..b.len() - n]
 }
 
 #[derive(Deserialize)]
