@@ -12,6 +12,8 @@ pub(crate) const K_FORMAT: &[u8] = b"Mformat";
 pub(crate) const K_HEAD: &[u8] = b"Mhead";
 pub(crate) const K_COUNTS: &[u8] = b"Mcounts";
 pub(crate) const K_PENDING: &[u8] = b"Mpending";
+/// Published length of the pack file `<dir>/packs` (u64 BE; absent = 0).
+pub(crate) const K_PACK_FILE: &[u8] = b"Mpackfile";
 
 pub(crate) const P_PACK: u8 = b'P';
 pub(crate) const P_PART: u8 = b'X';
@@ -112,6 +114,9 @@ pub(crate) const CODEC_LZ4: u8 = 1;
 /// on this workload packs are ~40 % smaller than with LZ4, mostly because zstd entropy-codes
 /// the 64 hex digits of every `prev_hash`, which LZ4 cannot shrink.
 pub(crate) const CODEC_ZSTD: u8 = 2;
+/// Flag on the codec byte: the payload is not in the sled value but in the pack file, and the
+/// value is the header followed by a [`PackPointer`]. Since format 5.
+pub(crate) const EXTERNAL: u8 = 0x80;
 /// zstd level for packs (level 3 was 1 % smaller and slower on the benchmark workload).
 const ZSTD_LEVEL: i32 = 1;
 
@@ -185,8 +190,16 @@ impl PackHeader {
             last_rec: be_u64(&b[17..25]) as i64,
             extra_parts: u16::from_be_bytes([b[25], b[26]]),
         };
-        if !matches!(h.codec, CODEC_NONE | CODEC_LZ4 | CODEC_ZSTD) {
+        if !matches!(h.codec & !EXTERNAL, CODEC_NONE | CODEC_LZ4 | CODEC_ZSTD) {
             return Err(format!("unknown pack codec {}", h.codec));
+        }
+        if h.is_external() && (h.extra_parts != 0 || b.len() != PACK_HEADER_LEN + PACK_POINTER_LEN)
+        {
+            return Err(format!(
+                "malformed pack file pointer ({} bytes, {} extra parts)",
+                b.len(),
+                h.extra_parts
+            ));
         }
         if h.count == 0 {
             return Err("pack with zero events".into());
@@ -195,6 +208,11 @@ impl PackHeader {
             return Err(format!("implausible raw length {}", h.raw_len));
         }
         Ok(h)
+    }
+
+    /// Whether the payload is in the pack file (the value holds a [`PackPointer`]).
+    pub(crate) fn is_external(&self) -> bool {
+        self.codec & EXTERNAL != 0
     }
 
     fn encode_into(&self, out: &mut Vec<u8>) {
@@ -258,26 +276,46 @@ impl PackBuilder {
         self.first_seq + u64::from(self.count)
     }
 
-    /// Encodes into sled values: the first part (header + payload start) and extra parts.
-    pub(crate) fn encode(&self) -> Vec<Vec<u8>> {
-        let (codec, payload) = match zstd_compress(&self.raw) {
+    /// The payload as stored: zstd-compressed when that is smaller. Returns (codec, payload).
+    fn compress(&self) -> (u8, Vec<u8>) {
+        match zstd_compress(&self.raw) {
             Some(z) if z.len() < self.raw.len() => (CODEC_ZSTD, z),
             _ => (CODEC_NONE, self.raw.clone()),
-        };
+        }
+    }
+
+    fn header(&self, codec: u8, extra_parts: u16) -> PackHeader {
+        PackHeader {
+            codec,
+            count: self.count,
+            raw_len: self.raw.len() as u32,
+            first_rec: self.first_rec,
+            last_rec: self.last_rec,
+            extra_parts,
+        }
+    }
+
+    /// Encodes for the pack file: the payload to write there, and a function of its offset
+    /// giving the sled value (header flagged [`EXTERNAL`] + [`PackPointer`]).
+    pub(crate) fn encode_external(&self) -> ExternalPack {
+        let (codec, payload) = self.compress();
+        ExternalPack {
+            first_seq: self.first_seq,
+            header: self.header(codec | EXTERNAL, 0),
+            payload,
+        }
+    }
+
+    /// Encodes into sled values: the first part (header + payload start) and extra parts.
+    pub(crate) fn encode(&self) -> Vec<Vec<u8>> {
+        let (codec, payload) = self.compress();
         let first_cap = MAX_PART - PACK_HEADER_LEN;
         let extra = if payload.len() > first_cap {
             (payload.len() - first_cap).div_ceil(MAX_PART)
         } else {
             0
         };
-        let header = PackHeader {
-            codec,
-            count: self.count,
-            raw_len: self.raw.len() as u32,
-            first_rec: self.first_rec,
-            last_rec: self.last_rec,
-            extra_parts: extra as u16,
-        };
+        let header = self.header(codec, extra as u16);
         let mut first = Vec::with_capacity(PACK_HEADER_LEN + payload.len().min(first_cap));
         header.encode_into(&mut first);
         first.extend_from_slice(&payload[..payload.len().min(first_cap)]);
@@ -291,9 +329,67 @@ impl PackBuilder {
     }
 }
 
+/// A compressed pack bound for the pack file.
+#[derive(Debug)]
+pub(crate) struct ExternalPack {
+    pub first_seq: u64,
+    pub header: PackHeader,
+    pub payload: Vec<u8>,
+}
+
+impl ExternalPack {
+    /// The sled value for this pack once its payload is at `offset` in the pack file.
+    pub(crate) fn value(&self, offset: u64) -> Vec<u8> {
+        let mut v = Vec::with_capacity(PACK_HEADER_LEN + PACK_POINTER_LEN);
+        self.header.encode_into(&mut v);
+        PackPointer {
+            offset,
+            len: self.payload.len() as u64,
+        }
+        .encode_into(&mut v);
+        v
+    }
+}
+
+/// Length of a [`PackPointer`].
+pub(crate) const PACK_POINTER_LEN: usize = 16;
+
+/// Where an external pack's payload lies in the pack file: `offset u64 BE ‖ len u64 BE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PackPointer {
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl PackPointer {
+    /// Reads the pointer that follows the header of an external pack's value (the header
+    /// decoder has checked the value's length).
+    pub(crate) fn decode(value: &[u8]) -> Result<PackPointer, String> {
+        let b = value
+            .get(PACK_HEADER_LEN..PACK_HEADER_LEN + PACK_POINTER_LEN)
+            .ok_or_else(|| "truncated pack file pointer".to_string())?;
+        let p = PackPointer {
+            offset: be_u64(&b[..8]),
+            len: be_u64(&b[8..]),
+        };
+        if p.len > u64::from(MAX_RAW_LEN) || p.offset.checked_add(p.len).is_none() {
+            return Err(format!(
+                "implausible pack file range {} + {}",
+                p.offset, p.len
+            ));
+        }
+        Ok(p)
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.offset.to_be_bytes());
+        out.extend_from_slice(&self.len.to_be_bytes());
+    }
+}
+
 /// Decompresses a pack's payload (all parts concatenated after the header) to its raw form.
 pub(crate) fn decompress_payload(header: &PackHeader, payload: &[u8]) -> Result<Vec<u8>, String> {
-    let raw = match header.codec {
+    let raw = match header.codec & !EXTERNAL {
         CODEC_NONE => payload.to_vec(),
         CODEC_LZ4 => lz4_flex::block::decompress(payload, header.raw_len as usize)
             .map_err(|e| format!("lz4 decompression failed: {e}"))?,

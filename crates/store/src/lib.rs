@@ -15,8 +15,8 @@
 //!
 //! # On-disk layout
 //!
-//! One sled database (8 MiB segments, see below) with two trees, and the append journal
-//! `<dir>/journal` (format in `journal.rs`).
+//! One sled database (8 MiB segments, see below) with two trees, the append journal
+//! `<dir>/journal` (format in `journal.rs`) and the pack file `<dir>/packs` (since format 5).
 //!
 //! Tree `log` (key prefixes; everything an append must change is in this one tree so that one
 //! `Tree::apply_batch` is one atomic step):
@@ -26,12 +26,19 @@
 //! - `Mruns` → `next_run_id u64 ‖ live index run ids u64…` (oldest first);
 //! - `Mpending` → present while a large append, restore or index merge is writing past the
 //!   published state;
+//! - `Mpackfile` → the pack file's published length (u64 BE; absent = 0);
 //! - `P ‖ first_seq u64 BE` → a **pack**: many consecutive events. Header (27 bytes):
 //!   `codec u8 (0 none, 1 lz4 (read only), 2 zstd) ‖ count u32 ‖ raw_len u32 ‖ first_recorded_at i64 µs ‖
 //!   last_recorded_at i64 µs ‖ extra_parts u16`, then the payload; raw payload = per event
 //!   `len u32 BE ‖ B`. A pack closes at 64 KiB raw; a sled value never exceeds 60 KiB, the
 //!   remainder of a bigger compressed payload (a single huge event) goes to
-//!   `X ‖ first_seq ‖ part u16`;
+//!   `X ‖ first_seq ‖ part u16`. Packs written by a **large** append (import, restore) keep
+//!   their payload in the pack file instead: the codec byte carries the flag `0x80`, and the
+//!   value is the header followed by `offset u64 ‖ len u64` into `<dir>/packs`. sled rewrites
+//!   a leaf whenever it consolidates or splits it, so a 13 MB log of 64 KiB packs in sled cost
+//!   ~45 MB of its file at 100k events; in the pack file each payload is written once. The
+//!   file only grows: a small append that extends an external tail pack rewrites it inline
+//!   (below 8 KiB raw), leaving those payload bytes unreferenced;
 //! - `R ‖ run_id ‖ part u16` / `Q ‖ run_id ‖ block u32` → an **index run** (see `index.rs`):
 //!   an immutable sorted list of index entries `i ‖ uuid → seq` (event ids) and
 //!   `s ‖ stream ‖ 0x00 ‖ version BE → seq` (stream index; the 0x00 terminator keeps `call-1`
@@ -48,10 +55,12 @@
 //! # Atomicity and durability rules
 //!
 //! - A large append writes packs and its run in chunks *past* the published state (under
-//!   `Mpending`), fsyncs once, then publishes run list + head + counts in one small batch.
+//!   `Mpending`; payloads past the pack file's published length), `fdatasync`s the pack file,
+//!   flushes and fsyncs sled once, then publishes run list + head + counts + pack file length
+//!   in one small batch.
 //!   Readers never see unpublished data (they bound reads by the head; runs are visible only
-//!   through `Mruns`). Open removes packs past the head and, when `Mpending` is present, runs not
-//!   in the list. A failed large append cleans up in-process, or poisons the writer.
+//!   through `Mruns`). Open removes packs past the head, cuts the pack file to its published
+//!   length and, when `Mpending` is present, removes runs not in the list. A failed large append cleans up in-process, or poisons the writer.
 //! - A small append (≤ 4096 new events) is written as one record to the append journal
 //!   `<dir>/journal` (see `journal.rs`) and joins an in-memory pending tail; `append` returns
 //!   after an `fdatasync` of the journal, shared by concurrent appenders (group commit). The

@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::codec::{self, HeadRec, PackBuilder, PackHeader};
+use crate::codec::{self, ExternalPack, HeadRec, PackBuilder, PackHeader, PackPointer};
 use crate::error::{corrupt, Result, StoreError};
 use crate::index::{self, Entry, IndexState};
 use crate::journal::{Journal, Record};
@@ -49,13 +49,13 @@ impl std::hash::Hasher for FxHasher {
 pub(crate) type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 
 /// The store format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// Older format versions this build opens and upgrades in place: version 1 had no journal
 /// (a version-1 store is a valid store with an empty journal); versions 1 and 2 wrote LZ4
 /// packs, which are still read (new packs are zstd); versions 1 to 3 kept view rows in the
 /// `views` tree, uncompressed: those views are dropped on open and rebuilt by the projections
 /// (since version 4 each generation is its own tree and rows may be compressed).
-const UPGRADABLE_FROM: &[u32] = &[1, 2, 3];
+const UPGRADABLE_FROM: &[u32] = &[1, 2, 3, 4];
 
 /// sled segment size (fixed when a store is created; recorded in sled's `conf`).
 const SEGMENT_SIZE: usize = 8 << 20;
@@ -166,6 +166,11 @@ pub struct Store {
     pub(crate) log: sled::Tree,
     pub(crate) views: sled::Tree,
     db_file: File,
+    /// The pack file `<dir>/packs`: payloads of the packs large appends write (see the crate
+    /// docs), read with `pread`, written with `pwrite` past [`Store::packs_len`].
+    packs: File,
+    /// The pack file's published length (`Mpackfile`): bytes past it belong to no pack.
+    packs_len: AtomicU64,
     /// The append journal (written under the writer mutex).
     journal: Mutex<Journal>,
     /// A second handle on the journal file for the group-commit leader's `fdatasync`.
@@ -254,6 +259,27 @@ fn open_sled_within(
             other => return other,
         }
     }
+}
+
+/// Opens (or creates) the pack file `<dir>/packs` and cuts off anything past its published
+/// length `published` (the payloads of a large append that never published).
+fn open_pack_file(dir: &Path, published: u64) -> Result<File> {
+    let path = dir.join("packs");
+    let existed = path.exists();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    if !existed {
+        // The file's name must be durable before any append relies on its contents.
+        File::open(dir)?.sync_all()?;
+    }
+    if f.metadata()?.len() > published {
+        f.set_len(published)?;
+    }
+    Ok(f)
 }
 
 /// sled's configuration for the store in `path`.
@@ -353,6 +379,13 @@ impl Store {
             None => (0, 0),
         };
         let index = IndexState::load(&log)?;
+        let packs_len = match log.get(codec::K_PACK_FILE)? {
+            Some(v) => {
+                codec::be_u64_exact(&v).ok_or_else(|| corrupt(0, "malformed pack file metadata"))?
+            }
+            None => 0,
+        };
+        let packs = open_pack_file(path, packs_len)?;
         let mut journal = Journal::open(path)?;
         let journal_sync = journal.sync_handle()?;
         let (replay, unclean) = journal.recover(head.seq)?;
@@ -366,6 +399,8 @@ impl Store {
             log,
             views,
             db_file,
+            packs,
+            packs_len: AtomicU64::new(packs_len),
             journal: Mutex::new(journal),
             journal_sync,
             replayed: AtomicU64::new(0),
@@ -885,7 +920,7 @@ impl Store {
             streams: p.streams,
             head_seq: p.head.seq,
             last_recorded_at: (p.head.seq > 0).then(|| codec::format_micros(p.head.rec_micros)),
-            bytes_on_disk: self.db.size_on_disk()?,
+            bytes_on_disk: self.db.size_on_disk()? + self.packs.metadata()?.len(),
         })
     }
 
@@ -918,7 +953,10 @@ impl Store {
     ) -> Result<(PackHeader, Vec<u8>)> {
         let header = PackHeader::decode(v).map_err(|d| pack_corrupt(first_seq, 0, &d))?;
         let mut payload;
-        let payload_ref: &[u8] = if header.extra_parts == 0 {
+        let payload_ref: &[u8] = if header.is_external() {
+            payload = self.read_external(first_seq, &header, v)?;
+            &payload
+        } else if header.extra_parts == 0 {
             &v[codec::PACK_HEADER_LEN..]
         } else {
             payload = v[codec::PACK_HEADER_LEN..].to_vec();
@@ -939,6 +977,36 @@ impl Store {
         let raw = codec::decompress_payload(&header, payload_ref)
             .map_err(|d| pack_corrupt(first_seq, header.count, &d))?;
         Ok((header, raw))
+    }
+
+    /// Reads an external pack's payload from the pack file.
+    fn read_external(&self, first_seq: u64, header: &PackHeader, v: &[u8]) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let ptr = PackPointer::decode(v).map_err(|d| pack_corrupt(first_seq, header.count, &d))?;
+        let published = self.packs_len.load(Ordering::Acquire);
+        if ptr.offset + ptr.len > published {
+            return Err(pack_corrupt(
+                first_seq,
+                header.count,
+                &format!(
+                    "its payload ({} bytes at {}) lies past the pack file's published length {published}",
+                    ptr.len, ptr.offset
+                ),
+            ));
+        }
+        let mut buf = vec![0u8; ptr.len as usize];
+        match self.packs.read_exact_at(&mut buf, ptr.offset) {
+            Ok(()) => Ok(buf),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(pack_corrupt(
+                first_seq,
+                header.count,
+                &format!(
+                    "the pack file ends before its payload ({} bytes at {})",
+                    ptr.len, ptr.offset
+                ),
+            )),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The pack holding `seq`: (first_seq, value).
@@ -1565,6 +1633,9 @@ pub(crate) struct LogWriter<'s> {
     entries: Vec<Entry>,
     sealed: Vec<PackBuilder>,
     wrote_pending: bool,
+    /// Where a large write's next pack payload goes in the pack file (starts at the
+    /// published length).
+    pack_pos: u64,
 }
 
 impl<'s> LogWriter<'s> {
@@ -1602,6 +1673,7 @@ impl<'s> LogWriter<'s> {
             entries: Vec::new(),
             sealed: Vec::new(),
             wrote_pending: false,
+            pack_pos: store.packs_len.load(Ordering::Acquire),
         })
     }
 
@@ -1644,10 +1716,11 @@ impl<'s> LogWriter<'s> {
 
     fn write_chunk(&mut self) -> Result<()> {
         let packs = std::mem::take(&mut self.sealed);
-        for (first, parts) in encode_parallel(&packs)? {
-            insert_pack(&mut self.batch, first, parts);
+        if !packs.is_empty() {
+            let encoded = encode_parallel(&packs)?;
+            drop(packs);
+            self.write_external(&encoded)?;
         }
-        drop(packs);
         let mut batch = std::mem::take(&mut self.batch);
         if !self.wrote_pending {
             batch.insert(codec::K_PENDING, &self.start.head.seq.to_be_bytes()[..]);
@@ -1697,7 +1770,11 @@ impl<'s> LogWriter<'s> {
         };
         if self.large {
             self.write_chunk()?;
-            // One fsync for all chunks, then the small publishing step.
+            // One fsync for all chunks (the pack file's, then sled's), then the small
+            // publishing step.
+            if self.pack_pos > self.start_pack_len() {
+                self.store.packs.sync_data()?;
+            }
             self.store.flush_durable()?;
         }
         let events = self.start.events + (self.head.seq - self.start.head.seq);
@@ -1705,6 +1782,9 @@ impl<'s> LogWriter<'s> {
         let mut batch = if self.large {
             let mut b = sled::Batch::default();
             b.remove(codec::K_PENDING);
+            if self.pack_pos > self.start_pack_len() {
+                b.insert(codec::K_PACK_FILE, &self.pack_pos.to_be_bytes()[..]);
+            }
             b
         } else {
             std::mem::take(&mut self.batch)
@@ -1722,6 +1802,9 @@ impl<'s> LogWriter<'s> {
             streams,
         };
         self.store.set_index_state(new_index);
+        if self.large {
+            self.store.packs_len.store(self.pack_pos, Ordering::Release);
+        }
         self.store.set_published(published);
         if self.large {
             // sled now holds everything durably, so the journal restarts: its records must
@@ -1735,6 +1818,31 @@ impl<'s> LogWriter<'s> {
     }
 }
 
+impl LogWriter<'_> {
+    /// The pack file's published length when this write started (nothing past it is live).
+    fn start_pack_len(&self) -> u64 {
+        self.store.packs_len.load(Ordering::Acquire)
+    }
+
+    /// Writes compressed packs' payloads to the pack file past everything published (one
+    /// `pwrite`), and their pointers into the batch.
+    fn write_external(&mut self, packs: &[ExternalPack]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let total: usize = packs.iter().map(|p| p.payload.len()).sum();
+        let mut buf = Vec::with_capacity(total);
+        let mut pos = self.pack_pos;
+        for p in packs {
+            self.batch
+                .insert(&codec::pack_key(p.first_seq)[..], p.value(pos));
+            buf.extend_from_slice(&p.payload);
+            pos += p.payload.len() as u64;
+        }
+        self.store.packs.write_all_at(&buf, self.pack_pos)?;
+        self.pack_pos = pos;
+        Ok(())
+    }
+}
+
 fn insert_pack(batch: &mut sled::Batch, first: u64, parts: Vec<Vec<u8>>) {
     for (i, p) in parts.into_iter().enumerate() {
         if i == 0 {
@@ -1745,14 +1853,13 @@ fn insert_pack(batch: &mut sled::Batch, first: u64, parts: Vec<Vec<u8>>) {
     }
 }
 
-/// Compresses packs on up to 4 threads. Returns (first_seq, sled values) per pack.
-#[allow(clippy::type_complexity)]
-fn encode_parallel(packs: &[PackBuilder]) -> Result<Vec<(u64, Vec<Vec<u8>>)>> {
+/// Compresses packs for the pack file on up to 4 threads, in order.
+fn encode_parallel(packs: &[PackBuilder]) -> Result<Vec<ExternalPack>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4);
     if packs.len() < 2 || threads == 1 {
-        return Ok(packs.iter().map(|p| (p.first_seq, p.encode())).collect());
+        return Ok(packs.iter().map(PackBuilder::encode_external).collect());
     }
     let per = packs.len().div_ceil(threads);
     std::thread::scope(|scope| {
@@ -1762,7 +1869,7 @@ fn encode_parallel(packs: &[PackBuilder]) -> Result<Vec<(u64, Vec<Vec<u8>>)>> {
                 scope.spawn(move || {
                     chunk
                         .iter()
-                        .map(|p| (p.first_seq, p.encode()))
+                        .map(PackBuilder::encode_external)
                         .collect::<Vec<_>>()
                 })
             })

@@ -279,7 +279,7 @@ pub struct Stats {
     pub head_seq: u64,
     /// `recorded_at` of the head.
     pub last_recorded_at: Option<String>,
-    /// sled's `size_on_disk`.
+    /// sled's `size_on_disk` plus the pack file's length.
     pub bytes_on_disk: u64,
 }
 

@@ -175,10 +175,44 @@ fn crash_recovery_keeps_acknowledged_batches_whole() {
             if let Some(p) = r.first_problem {
                 return Err(format!("verify: seq {}: {}", p.seq, p.detail));
             }
-            // The store stays writable after recovery.
+            // The store stays writable after recovery, by a small append and by a large one
+            // (whose packs go to the pack file, over whatever a killed one left past its
+            // published length), and reads back what it wrote.
             store
                 .append(&[event_for(round, head + 1)], &[])
                 .map_err(|e| format!("append after recovery: {e}"))?;
+            let large: Vec<NewEvent> = (head + 2..head + 2 + 201)
+                .map(|seq| event_for(round, seq))
+                .collect();
+            store
+                .append(&large, &[])
+                .map_err(|e| format!("large append after recovery: {e}"))?;
+            drop(store);
+            let store =
+                Store::open(dir.path(), crash_opts()).map_err(|e| format!("reopen: {e}"))?;
+            let tail: Vec<_> = store
+                .read_log(head + 1, None)
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("read after recovery: {e}"))?;
+            if tail.len() != 202
+                || tail
+                    .iter()
+                    .any(|e| e.body_json() != event_for(round, e.seq).body)
+            {
+                return Err(format!(
+                    "{} events read back after recovery, not 202",
+                    tail.len()
+                ));
+            }
+            let r = store
+                .verify(&ok_decode, &no_progress)
+                .map_err(|e| e.to_string())?;
+            if let Some(p) = r.first_problem {
+                return Err(format!(
+                    "verify after appending: seq {}: {}",
+                    p.seq, p.detail
+                ));
+            }
             Ok((head, replayed))
         };
         match check() {
