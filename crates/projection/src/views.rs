@@ -4,7 +4,7 @@
 
 use commitments_domain::event::Event;
 use commitments_domain::{decide, evolve, evolve_in_place, fold_stream, StreamFold, Upcasters};
-use commitments_store::{Rewritten, RowDigest, Store, StoredEvent};
+use commitments_store::{EncodedRows, Rewritten, RowDigest, Store, StoredEvent};
 
 use crate::error::{ProjectionError, Result};
 use crate::rows::*;
@@ -545,7 +545,7 @@ impl ViewSet {
     /// written (later events read them back). The four views are written on parallel threads
     /// when there is enough to write.
     pub fn write_shadow(&mut self, store: &Store, seq: u64) -> Result<()> {
-        self.write(store, seq, Write::Shadow)
+        self.write(store, seq, Write::Shadow, Prepared::default())
     }
 
     /// For a full build that kept every row in memory (not [`ViewSet::spilled`]): makes each
@@ -649,13 +649,46 @@ impl ViewSet {
     /// Writes every view's changes with checkpoint `seq`, each view atomically (the four views
     /// on parallel threads when there is enough to write).
     pub fn commit(&mut self, store: &Store, seq: u64) -> Result<()> {
-        self.write(store, seq, Write::Atomic)
+        self.write(store, seq, Write::Atomic, Prepared::default())
+    }
+
+    /// Takes every view's changes and encodes their rows as [`ViewSet::commit`] would, without
+    /// writing anything, so that this CPU work can run beside something else (an import runs
+    /// it while the log is appended). Reads rows from the store only for views that already
+    /// hold some; the log is not touched. The set is consumed, so nothing can change between
+    /// this and [`PreparedViews::commit`].
+    pub fn prepare(mut self, store: &Store) -> Result<PreparedViews> {
+        fn one<T: serde::Serialize + serde::de::DeserializeOwned + Clone + PartialEq>(
+            rows: &mut Rows<T>,
+            store: &Store,
+            from: Option<u64>,
+        ) -> Result<Option<(Changes, EncodedRows)>> {
+            if from.is_none() {
+                return Ok(None);
+            }
+            let changes = rows.take_changes(Some(store))?;
+            let encoded = EncodedRows::of(&changes);
+            Ok(Some((changes, encoded)))
+        }
+        let from = self.from;
+        let prepared = Prepared([
+            one(&mut self.commitments, store, from[0])?,
+            one(&mut self.calls, store, from[1])?,
+            one(&mut self.documents, store, from[2])?,
+            one(&mut self.sources, store, from[3])?,
+        ]);
+        Ok(PreparedViews {
+            set: self,
+            prepared,
+        })
     }
 
     /// Writes every view in this pass (see [`write_view`]) and advances its checkpoint.
-    fn write(&mut self, store: &Store, seq: u64, how: Write) -> Result<()> {
+    fn write(&mut self, store: &Store, seq: u64, how: Write, prepared: Prepared) -> Result<()> {
         let (from, versions) = (self.from, self.versions);
-        let parallel = self.pending_changes() >= PARALLEL_WRITE_MIN;
+        let parallel = self.pending_changes()
+            + prepared.0.iter().flatten().map(|p| p.0.len()).sum::<usize>()
+            >= PARALLEL_WRITE_MIN;
         let ViewSet {
             commitments,
             calls,
@@ -663,12 +696,13 @@ impl ViewSet {
             sources,
             ..
         } = self;
+        let [p0, p1, p2, p3] = prepared.0;
         let out = four(
             parallel,
-            || write_view(commitments, store, from[0], seq, versions[0], how),
-            || write_view(calls, store, from[1], seq, versions[1], how),
-            || write_view(documents, store, from[2], seq, versions[2], how),
-            || write_view(sources, store, from[3], seq, versions[3], how),
+            || write_view(commitments, store, from[0], seq, versions[0], how, p0),
+            || write_view(calls, store, from[1], seq, versions[1], how, p1),
+            || write_view(documents, store, from[2], seq, versions[2], how, p2),
+            || write_view(sources, store, from[3], seq, versions[3], how, p3),
         );
         for (i, r) in out.into_iter().enumerate() {
             if let Some(cp) = r? {
@@ -729,6 +763,25 @@ fn rewrite_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + Part
     Ok(Some(w.finish(seq, version)?))
 }
 
+/// Each view's changes and their encoded rows, taken by [`ViewSet::prepare`] (`None` for a
+/// view not in the pass).
+#[derive(Debug, Default)]
+struct Prepared([Option<(Changes, EncodedRows)>; 4]);
+
+/// A [`ViewSet`] whose changes [`ViewSet::prepare`] took and encoded, ready to commit.
+#[derive(Debug)]
+pub struct PreparedViews {
+    set: ViewSet,
+    prepared: Prepared,
+}
+
+impl PreparedViews {
+    /// Writes the prepared changes with checkpoint `seq`, as [`ViewSet::commit`] does.
+    pub fn commit(mut self, store: &Store, seq: u64) -> Result<()> {
+        self.set.write(store, seq, Write::Atomic, self.prepared)
+    }
+}
+
 /// How [`ViewSet`] writes a view's changes.
 #[derive(Debug, Clone, Copy)]
 enum Write {
@@ -748,17 +801,33 @@ fn write_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + Partia
     seq: u64,
     version: u32,
     how: Write,
+    prepared: Option<(Changes, EncodedRows)>,
 ) -> Result<Option<u64>> {
     let Some(from) = from else { return Ok(None) };
     let ns = rows.ns().to_owned();
-    // The changes that go with the checkpoint, and whether any were written before it.
-    let (last, wrote) = match how {
-        Write::Atomic => (rows.take_changes(Some(store))?, false),
+    let checkpoint = seq.max(from);
+    match how {
+        Write::Atomic => {
+            // All changes with the checkpoint. (`PreparedViews` owns the set: nothing changed
+            // since `prepare` took these.)
+            let (changes, encoded) = match prepared {
+                Some(p) => p,
+                None => {
+                    let changes = rows.take_changes(Some(store))?;
+                    let encoded = EncodedRows::of(&changes);
+                    (changes, encoded)
+                }
+            };
+            if seq > from || !changes.is_empty() {
+                store.view_commit_encoded(&ns, &changes, &encoded, checkpoint, version)?;
+                return Ok(Some(checkpoint));
+            }
+        }
         Write::Shadow => {
             let mut wrote = false;
             let mut sink = |changes: Changes| -> Result<()> {
                 if !changes.is_empty() {
-                    // The rows before the last chunk are in, the checkpoint not yet.
+                    // The rows before the checkpoint: in, the checkpoint not yet.
                     store.view_commit(&ns, &changes, from, version)?;
                     wrote = true;
                 }
@@ -766,13 +835,11 @@ fn write_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + Partia
             };
             rows.take_changes_chunked(Some(store), SHADOW_CHUNK, true, &mut sink)?;
             rows.evict();
-            (Vec::new(), wrote)
+            if seq > from || wrote {
+                store.view_commit(&ns, &[], checkpoint, version)?;
+                return Ok(Some(checkpoint));
+            }
         }
-    };
-    if seq > from || wrote || !last.is_empty() {
-        let checkpoint = seq.max(from);
-        store.view_commit(&ns, &last, checkpoint, version)?;
-        return Ok(Some(checkpoint));
     }
     Ok(None)
 }

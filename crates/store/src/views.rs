@@ -190,6 +190,31 @@ fn encode_row(v: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
+/// Rows in their stored form (compressed when that is smaller) with their digest
+/// contributions, made from a list of changes without the store, for
+/// [`Store::view_commit_encoded`].
+#[derive(Debug, Default)]
+pub struct EncodedRows {
+    stored: Vec<Option<Vec<u8>>>,
+    lanes: Vec<Option<[u64; 4]>>,
+}
+
+impl EncodedRows {
+    /// Encodes the rows of `changes` (`None` = a deletion, nothing to encode).
+    pub fn of(changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> EncodedRows {
+        let mut out = EncodedRows {
+            stored: Vec::with_capacity(changes.len()),
+            lanes: Vec::with_capacity(changes.len()),
+        };
+        for (k, v) in changes {
+            out.stored
+                .push(v.as_deref().map(|v| encode_row(v).into_owned()));
+            out.lanes.push(v.as_deref().map(|v| row_lanes(k, v)));
+        }
+        out
+    }
+}
+
 /// The value of a stored row.
 fn decode_row(stored: &[u8]) -> std::result::Result<Vec<u8>, String> {
     match stored.first() {
@@ -597,10 +622,32 @@ impl Store {
         // Compressing rows is a third of a commit (an import's four views, measured) and
         // needs nothing the lock guards: done first, the views committing in parallel
         // compress in parallel.
-        let encoded: Vec<Option<std::borrow::Cow<'_, [u8]>>> = changes
-            .iter()
-            .map(|(_, v)| v.as_deref().map(encode_row))
-            .collect();
+        let encoded = EncodedRows::of(changes);
+        self.view_commit_encoded(ns, changes, &encoded, checkpoint, version)
+    }
+
+    /// [`Store::view_commit`] with the rows' stored form made ahead by
+    /// [`EncodedRows::of`]`(changes)` (say, on another thread while the log is appended).
+    /// `encoded` must have been made from these `changes`: one that does not match their
+    /// count is refused.
+    pub fn view_commit_encoded(
+        &self,
+        ns: &str,
+        changes: &[(Vec<u8>, Option<Vec<u8>>)],
+        encoded: &EncodedRows,
+        checkpoint: u64,
+        version: u32,
+    ) -> Result<ViewMeta> {
+        if encoded.stored.len() != changes.len() {
+            return Err(bad_view(
+                ns,
+                &format!(
+                    "{} encoded rows for {} changes",
+                    encoded.stored.len(),
+                    changes.len()
+                ),
+            ));
+        }
         let _g = lock(&self.view_lock);
         self.note_write(changes.len() as u64);
         let mut batch = sled::Batch::default();
@@ -627,7 +674,7 @@ impl Store {
         let tree = self.gen_tree(gen)?;
         let mut lanes = to_lanes(&meta.digest);
         let mut overlay: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
-        for ((k, v), enc) in changes.iter().zip(&encoded) {
+        for (((k, v), enc), new_lanes) in changes.iter().zip(&encoded.stored).zip(&encoded.lanes) {
             let rk = row_key(k);
             // A new generation's tree is empty: nothing to read back.
             let old: Option<Vec<u8>> = match overlay.get(k.as_slice()) {
@@ -644,11 +691,11 @@ impl Store {
                 sub_lanes(&mut lanes, &row_lanes(k, o));
                 meta.rows -= 1;
             }
-            match (v, enc) {
-                (Some(nv), Some(e)) => {
-                    add_lanes(&mut lanes, &row_lanes(k, nv));
+            match (v, enc, new_lanes) {
+                (Some(_), Some(e), Some(l)) => {
+                    add_lanes(&mut lanes, l);
                     meta.rows += 1;
-                    batch.insert(rk, &**e);
+                    batch.insert(rk, e.as_slice());
                 }
                 _ => batch.remove(rk),
             }
