@@ -687,7 +687,12 @@ impl ViewSet {
     fn write(&mut self, store: &Store, seq: u64, how: Write, prepared: Prepared) -> Result<()> {
         let (from, versions) = (self.from, self.versions);
         let parallel = self.pending_changes()
-            + prepared.0.iter().flatten().map(|p| p.0.len()).sum::<usize>()
+            + prepared
+                .0
+                .iter()
+                .flatten()
+                .map(|p| p.0.len())
+                .sum::<usize>()
             >= PARALLEL_WRITE_MIN;
         let ViewSet {
             commitments,

@@ -54,7 +54,9 @@ pub const FORMAT_VERSION: u32 = 5;
 /// (a version-1 store is a valid store with an empty journal); versions 1 and 2 wrote LZ4
 /// packs, which are still read (new packs are zstd); versions 1 to 3 kept view rows in the
 /// `views` tree, uncompressed: those views are dropped on open and rebuilt by the projections
-/// (since version 4 each generation is its own tree and rows may be compressed).
+/// (since version 4 each generation is its own tree and rows may be compressed). Version 4
+/// kept every pack in sled; its packs are read as they are (since version 5 large appends
+/// put their packs' payloads in the pack file).
 const UPGRADABLE_FROM: &[u32] = &[1, 2, 3, 4];
 
 /// sled segment size (fixed when a store is created; recorded in sled's `conf`).

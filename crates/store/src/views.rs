@@ -215,6 +215,52 @@ impl EncodedRows {
     }
 }
 
+/// Where [`fold_changes`] puts each stored row (`None` = delete).
+type RowPut<'a> = dyn FnMut(Vec<u8>, Option<&[u8]>) -> Result<()> + 'a;
+
+/// Folds `changes` into `meta` (row count, digest) and hands each stored row key and value
+/// (`None` = delete) to `put`. Old values come from earlier changes in the list, else from
+/// `tree` (`None`: a new, empty tree).
+fn fold_changes(
+    ns: &str,
+    changes: &[(Vec<u8>, Option<Vec<u8>>)],
+    encoded: &EncodedRows,
+    tree: Option<&sled::Tree>,
+    meta: &mut ViewMeta,
+    put: &mut RowPut<'_>,
+) -> Result<()> {
+    let mut lanes = to_lanes(&meta.digest);
+    let mut overlay: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
+    for (((k, v), enc), new_lanes) in changes.iter().zip(&encoded.stored).zip(&encoded.lanes) {
+        let rk = row_key(k);
+        let old: Option<Vec<u8>> = match (overlay.get(k.as_slice()), tree) {
+            (Some(o), _) => o.map(|x| x.to_vec()),
+            (None, None) => None,
+            (None, Some(tree)) => match tree.get(&rk)? {
+                Some(x) => {
+                    Some(decode_row(&x).map_err(|d| bad_view(ns, &format!("damaged row: {d}")))?)
+                }
+                None => None,
+            },
+        };
+        if let Some(o) = &old {
+            sub_lanes(&mut lanes, &row_lanes(k, o));
+            meta.rows -= 1;
+        }
+        match (v, enc, new_lanes) {
+            (Some(_), Some(e), Some(l)) => {
+                add_lanes(&mut lanes, l);
+                meta.rows += 1;
+                put(rk, Some(e.as_slice()))?;
+            }
+            _ => put(rk, None)?,
+        }
+        overlay.insert(k.as_slice(), v.as_deref());
+    }
+    meta.digest = from_lanes(&lanes);
+    Ok(())
+}
+
 /// The value of a stored row.
 fn decode_row(stored: &[u8]) -> std::result::Result<Vec<u8>, String> {
     match stored.first() {
@@ -648,60 +694,21 @@ impl Store {
                 ),
             ));
         }
-        let _g = lock(&self.view_lock);
+        let guard = lock(&self.view_lock);
         self.note_write(changes.len() as u64);
-        let mut batch = sled::Batch::default();
-        let mut publish = None;
-        let (gen, mut meta) = match self.view_gen(ns)? {
-            Some(g) => (g, self.view_meta_of(ns, g)?),
-            None => {
-                let g = self.next_generation()?;
-                publish = Some(g);
-                let now = codec::format_micros((self.clock)().timestamp_micros());
-                (
-                    g,
-                    ViewMeta {
-                        version,
-                        checkpoint: 0,
-                        digest: [0; 32],
-                        rows: 0,
-                        rebuilt_at: None,
-                        created_at: now,
-                    },
-                )
-            }
+        let Some(gen) = self.view_gen(ns)? else {
+            return self.view_commit_new(guard, ns, changes, encoded, checkpoint, version);
         };
+        let mut meta = self.view_meta_of(ns, gen)?;
         let tree = self.gen_tree(gen)?;
-        let mut lanes = to_lanes(&meta.digest);
-        let mut overlay: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
-        for (((k, v), enc), new_lanes) in changes.iter().zip(&encoded.stored).zip(&encoded.lanes) {
-            let rk = row_key(k);
-            // A new generation's tree is empty: nothing to read back.
-            let old: Option<Vec<u8>> = match overlay.get(k.as_slice()) {
-                Some(o) => o.map(|x| x.to_vec()),
-                None if publish.is_some() => None,
-                None => match tree.get(&rk)? {
-                    Some(x) => Some(
-                        decode_row(&x).map_err(|d| bad_view(ns, &format!("damaged row: {d}")))?,
-                    ),
-                    None => None,
-                },
-            };
-            if let Some(o) = &old {
-                sub_lanes(&mut lanes, &row_lanes(k, o));
-                meta.rows -= 1;
+        let mut batch = sled::Batch::default();
+        fold_changes(ns, changes, encoded, Some(&tree), &mut meta, &mut |k, v| {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
             }
-            match (v, enc, new_lanes) {
-                (Some(_), Some(e), Some(l)) => {
-                    add_lanes(&mut lanes, l);
-                    meta.rows += 1;
-                    batch.insert(rk, e.as_slice());
-                }
-                _ => batch.remove(rk),
-            }
-            overlay.insert(k.as_slice(), v.as_deref());
-        }
-        meta.digest = from_lanes(&lanes);
+            Ok(())
+        })?;
         meta.checkpoint = checkpoint;
         meta.version = version;
         batch.insert(K_META, encode_meta(&meta));
@@ -711,14 +718,62 @@ impl Store {
         // checkpoint, a large append, a swap or closing the store makes it durable. (Fsyncing
         // every view commit cost a `record` four extra fsyncs.)
         tree.apply_batch(batch)?;
-        if let Some(g) = publish {
-            // A new namespace becomes visible only once its first commit is in. (A crash in
-            // between leaves an unreferenced generation tree, dropped on the next open.)
-            let mut b = sled::Batch::default();
-            b.insert(K_GEN_COUNTER, &g.to_be_bytes()[..]);
-            b.insert(ns_key(ns), &g.to_be_bytes()[..]);
-            self.views.apply_batch(b)?;
+        Ok(meta)
+    }
+
+    /// The first commit of a namespace: its rows go into a new generation tree that nothing
+    /// references until the commit publishes it, so they need no batch to be atomic. sled
+    /// 0.34 runs every batch under one global lock (and this store's view lock is held across
+    /// a commit), while single inserts run concurrently: the four views of a first import
+    /// write their rows in parallel. A crash before the publishing step leaves an unreferenced
+    /// generation tree, dropped on the next open; sled recovers a prefix of its log, so a
+    /// published generation has every row written before it.
+    fn view_commit_new(
+        &self,
+        guard: std::sync::MutexGuard<'_, ()>,
+        ns: &str,
+        changes: &[(Vec<u8>, Option<Vec<u8>>)],
+        encoded: &EncodedRows,
+        checkpoint: u64,
+        version: u32,
+    ) -> Result<ViewMeta> {
+        let gen = self.next_generation()?;
+        // Opening the tree creates it, so later allocations (which look at the tree names)
+        // pass over this generation.
+        let tree = self.gen_tree(gen)?;
+        drop(guard);
+        let now = codec::format_micros((self.clock)().timestamp_micros());
+        let mut meta = ViewMeta {
+            version,
+            checkpoint,
+            digest: [0; 32],
+            rows: 0,
+            rebuilt_at: None,
+            created_at: now,
+        };
+        fold_changes(ns, changes, encoded, None, &mut meta, &mut |k, v| {
+            match v {
+                Some(v) => tree.insert(k, v)?,
+                None => tree.remove(k)?,
+            };
+            Ok(())
+        })?;
+        meta.checkpoint = checkpoint;
+        meta.version = version;
+        tree.insert(K_META, encode_meta(&meta))?;
+        let _g = lock(&self.view_lock);
+        if self.view_gen(ns)?.is_some() {
+            // Another commit created the namespace meanwhile: this generation is dropped and
+            // the changes go on top of that one.
+            drop(tree);
+            self.db.drop_tree(gen_tree_name(gen))?;
+            drop(_g);
+            return self.view_commit_encoded(ns, changes, encoded, checkpoint, version);
         }
+        let mut b = sled::Batch::default();
+        b.insert(K_GEN_COUNTER, &gen.to_be_bytes()[..]);
+        b.insert(ns_key(ns), &gen.to_be_bytes()[..]);
+        self.views.apply_batch(b)?;
         Ok(meta)
     }
 
