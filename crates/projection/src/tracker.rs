@@ -2,7 +2,7 @@
 //! through the domain's validator, and answer every read from the views (or, for a past
 //! `known_at`, from a fold of the log prefix).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -250,6 +250,9 @@ fn hex(d: &[u8; 32]) -> String {
 struct StoreContext<'a> {
     t: &'a Tracker,
     failure: std::cell::RefCell<Option<ProjectionError>>,
+    /// One reader per view namespace, opened at its first read (a validator reads a view up
+    /// to four times per event; nothing commits views while it runs).
+    readers: std::cell::RefCell<HashMap<&'static str, commitments_store::ViewReader>>,
 }
 
 impl<'a> StoreContext<'a> {
@@ -257,6 +260,7 @@ impl<'a> StoreContext<'a> {
         StoreContext {
             t,
             failure: std::cell::RefCell::new(None),
+            readers: std::cell::RefCell::new(HashMap::new()),
         }
     }
 
@@ -275,11 +279,15 @@ impl<'a> StoreContext<'a> {
         }
     }
 
-    fn row(&self, ns: &str, id: &str) -> Result<Option<Vec<u8>>, DomainError> {
-        self.t
-            .store
-            .view_get(ns, &row_key(id))
-            .map_err(|e| self.fail(e))
+    fn row(&self, ns: &'static str, id: &str) -> Result<Option<Vec<u8>>, DomainError> {
+        let mut readers = self.readers.borrow_mut();
+        let reader = match readers.entry(ns) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(self.t.store.view_reader(ns).map_err(|e| self.fail(e))?)
+            }
+        };
+        reader.get(&row_key(id)).map_err(|e| self.fail(e))
     }
 }
 

@@ -99,4 +99,6 @@ pub use store::{LogIter, Store, FORMAT_VERSION};
 #[doc(hidden)]
 pub use synth::synthetic_event;
 pub use types::*;
-pub use views::{EncodedRows, Rewritten, RowDigest, ViewRewrite, ViewScan, VERSION_REWRITING};
+pub use views::{
+    EncodedRows, Rewritten, RowDigest, ViewReader, ViewRewrite, ViewScan, VERSION_REWRITING,
+};

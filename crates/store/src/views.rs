@@ -261,6 +261,31 @@ fn fold_changes(
     Ok(())
 }
 
+/// Point reads of one namespace's rows (see [`Store::view_reader`]).
+#[derive(Debug)]
+pub struct ViewReader {
+    ns: String,
+    /// The generation's tree; `None` when the namespace did not exist.
+    tree: Option<sled::Tree>,
+}
+
+impl ViewReader {
+    /// The row at `key`, as [`Store::view_get`] reads it.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(tree) = &self.tree else {
+            return Ok(None);
+        };
+        match tree.get(row_key(key))? {
+            Some(v) => {
+                Ok(Some(decode_row(&v).map_err(|d| {
+                    bad_view(&self.ns, &format!("damaged row: {d}"))
+                })?))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
 /// The value of a stored row.
 fn decode_row(stored: &[u8]) -> std::result::Result<Vec<u8>, String> {
     match stored.first() {
@@ -625,6 +650,21 @@ impl Store {
             },
             None => Ok(None),
         }
+    }
+
+    /// A reader of namespace `ns` for many point reads ([`ViewReader::get`]): its generation
+    /// is looked up once, here. It reads the generation live now, and does not follow a later
+    /// swap, nor see a namespace created after it (it then reads nothing): for a caller that
+    /// writes no views while it reads (say, validating a batch before committing anything).
+    pub fn view_reader(&self, ns: &str) -> Result<ViewReader> {
+        let tree = match self.view_gen(ns)? {
+            Some(g) => Some(self.gen_tree(g)?),
+            None => None,
+        };
+        Ok(ViewReader {
+            ns: ns.to_owned(),
+            tree,
+        })
     }
 
     /// Rows whose key starts with `prefix`, in key order (empty when the namespace is missing).

@@ -1051,3 +1051,28 @@ fn racing_first_commits_of_a_namespace_both_land() {
     assert_eq!(s.view_get("w", b"k1").unwrap(), Some(b"uno".to_vec()));
     assert_eq!(s.view_get("w", b"k2").unwrap(), None);
 }
+
+/// A view reader reads what `view_get` reads, for the generation live when it was made.
+#[test]
+fn a_view_reader_reads_the_generation_it_was_made_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let before = s.view_reader("v").unwrap();
+    let rows: Vec<(Vec<u8>, Option<Vec<u8>>)> = vec![
+        (b"a".to_vec(), Some(b"x".to_vec())),
+        // Long and repetitive: stored compressed, read back decompressed.
+        (b"b".to_vec(), Some(b"yz".repeat(200))),
+    ];
+    s.view_commit("v", &rows, 1, 1).unwrap();
+    // Made before the namespace existed: it reads nothing.
+    assert_eq!(before.get(b"a").unwrap(), None);
+    let r = s.view_reader("v").unwrap();
+    for key in [&b"a"[..], b"b", b"c"] {
+        assert_eq!(r.get(key).unwrap(), s.view_get("v", key).unwrap());
+    }
+    assert_eq!(r.get(b"b").unwrap(), Some(b"yz".repeat(200)));
+    // Later commits to the same generation are seen.
+    s.view_commit("v", &[(b"c".to_vec(), Some(b"w".to_vec()))], 2, 1)
+        .unwrap();
+    assert_eq!(r.get(b"c").unwrap(), Some(b"w".to_vec()));
+}
