@@ -293,11 +293,19 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
     /// The row for `id`, mutable (marks it changed).
     pub fn get_mut(&mut self, store: Option<&Store>, id: &str) -> Result<Option<&mut T>> {
         self.load(store, id)?;
-        // A full build that has written nothing has no committed values to remember.
-        if !self.all_new() && self.cache.get(id).is_some_and(|r| r.is_some()) {
-            self.dirty(id);
+        let all_new = self.all_new();
+        let Rows {
+            cache, original, ..
+        } = self;
+        let Some(Some(row)) = cache.get_mut(id) else {
+            return Ok(None);
+        };
+        // The committed value, the first time the row changes in a batch (a full build that
+        // has written nothing has no committed values to remember). One lookup per map.
+        if !all_new && !original.contains_key(id) {
+            original.insert(id.to_owned(), Some(row.clone()));
         }
-        Ok(self.cache.get_mut(id).and_then(Option::as_deref_mut))
+        Ok(Some(&mut **row))
     }
 
     /// Sets (or with `None` deletes) the row for `id`.
