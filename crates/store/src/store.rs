@@ -1600,11 +1600,7 @@ fn validate_new_event(e: &NewEvent) -> Result<()> {
     needle[..12].copy_from_slice(b"\"event_id\":\"");
     e.event_id.hyphenated().encode_lower(&mut needle[12..48]);
     needle[48] = b'"';
-    let found = b
-        .iter()
-        .enumerate()
-        .any(|(i, &c)| c == b'"' && b[i..].starts_with(&needle));
-    if !found {
+    if memchr::memmem::find(b, &needle).is_none() {
         return Err(bad("body must carry \"event_id\" equal to the event's id"));
     }
     Ok(())

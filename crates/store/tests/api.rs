@@ -98,10 +98,24 @@ fn invalid_input_is_rejected() {
     ));
     e.body = br#"{"type":"X"}"#.to_vec();
     assert!(matches!(
-        s.append(&[e], &[]),
+        s.append(&[e.clone()], &[]),
         Err(StoreError::InvalidEvent { .. })
     ));
-    assert_eq!(s.head().unwrap().seq, 0);
+    // The id must be the value of `event_id` itself: another event's id there, or this id
+    // under another key that ends in `event_id`, is refused.
+    for body in [
+        format!(r#"{{"type":"X","event_id":"{}"}}"#, id(3, 2)),
+        format!(r#"{{"type":"X","target_event_id":"{}"}}"#, e.event_id),
+    ] {
+        e.body = body.into_bytes();
+        assert!(matches!(
+            s.append(&[e.clone()], &[]),
+            Err(StoreError::InvalidEvent { .. })
+        ));
+    }
+    e.body = format!(r#"{{"type":"X","event_id":"{}"}}"#, e.event_id).into_bytes();
+    s.append(&[e], &[]).unwrap();
+    assert_eq!(s.head().unwrap().seq, 1);
 }
 
 #[test]
