@@ -123,14 +123,24 @@ impl<'c, C: Context> Validator<'c, C> {
     }
 
     fn require(&self, id: &Slug, want: SubjectKind, field: &str) -> Result<(), DomainError> {
+        self.require_with(id, want, || field.to_owned())
+    }
+
+    /// [`Self::require`] with the field's name made only for an error.
+    fn require_with(
+        &self,
+        id: &Slug,
+        want: SubjectKind,
+        field: impl Fn() -> String,
+    ) -> Result<(), DomainError> {
         match self.kind(id.as_str())? {
             Some(k) if k == want => Ok(()),
             Some(k) => Err(DomainError::Reference {
-                field: field.into(),
+                field: field(),
                 reason: format!("`{id}` is a {}, not a {}", k.as_str(), want.as_str()),
             }),
             None => Err(DomainError::Reference {
-                field: field.into(),
+                field: field(),
                 reason: format!("unknown {} `{id}`", want.as_str()),
             }),
         }
@@ -223,18 +233,21 @@ impl<'c, C: Context> Validator<'c, C> {
             body,
         });
         self.by_id.insert(id, i);
-        self.by_stream.entry(stream.clone()).or_default().push(i);
+        match self.by_stream.get_mut(stream.as_str()) {
+            Some(v) => v.push(i),
+            None => {
+                self.by_stream.insert(stream.clone(), vec![i]);
+            }
+        }
         Ok(Verdict::Append { stream })
     }
 
     /// Evidence must name registered sources.
     fn check_evidence(&self, event: &Event) -> Result<(), DomainError> {
         for (i, ev) in event.common().evidence.iter().enumerate() {
-            self.require(
-                &ev.source_id,
-                SubjectKind::Source,
-                &format!("evidence[{i}].source_id"),
-            )?;
+            self.require_with(&ev.source_id, SubjectKind::Source, || {
+                format!("evidence[{i}].source_id")
+            })?;
         }
         Ok(())
     }
