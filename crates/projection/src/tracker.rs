@@ -701,10 +701,16 @@ impl Tracker {
             .collect();
         // The views' rows are taken and encoded (serialised, compressed, hashed for the
         // digest) on a second thread while the log is appended: that work needs only the
-        // views, and the append leaves a core idle for most of its time.
+        // views, and the append leaves a core idle for most of its time. Views that do not
+        // exist yet (a first import) are also written there, into generations that are
+        // published only once the append is durable.
         let (outcome, views) = match views {
             Some(set) => std::thread::scope(|s| {
-                let prepare = s.spawn(|| set.prepare(&self.store));
+                let prepare = s.spawn(|| {
+                    let mut prepared = set.prepare(&self.store)?;
+                    prepared.stage(&self.store)?;
+                    Ok::<_, ProjectionError>(prepared)
+                });
                 let outcome = self.store.append(&batch, &[]);
                 let prepared = prepare
                     .join()
@@ -713,7 +719,16 @@ impl Tracker {
             }),
             None => (self.store.append(&batch, &[]), None),
         };
-        let outcome = outcome?;
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                if let Some(Ok(prepared)) = views {
+                    // Best effort: what is left is dropped by the next open.
+                    let _ = prepared.discard(&self.store);
+                }
+                return Err(e.into());
+            }
+        };
         drop(batch);
         report.appended = outcome.appended;
         report.duplicates += outcome.duplicates;
@@ -728,7 +743,10 @@ impl Tracker {
                 prepared?.commit(&self.store, next_seq)?;
                 progress(report.events);
             }
-            _ => {
+            other => {
+                if let Some(Ok(prepared)) = other {
+                    prepared.discard(&self.store)?;
+                }
                 self.catch_up(progress)?;
             }
         }

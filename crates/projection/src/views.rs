@@ -4,7 +4,7 @@
 
 use commitments_domain::event::Event;
 use commitments_domain::{decide, evolve, evolve_in_place, fold_stream, StreamFold, Upcasters};
-use commitments_store::{EncodedRows, Rewritten, RowDigest, Store, StoredEvent};
+use commitments_store::{EncodedRows, Rewritten, RowDigest, StagedView, Store, StoredEvent};
 
 use crate::error::{ProjectionError, Result};
 use crate::rows::*;
@@ -545,7 +545,13 @@ impl ViewSet {
     /// written (later events read them back). The four views are written on parallel threads
     /// when there is enough to write.
     pub fn write_shadow(&mut self, store: &Store, seq: u64) -> Result<()> {
-        self.write(store, seq, Write::Shadow, Prepared::default())
+        self.write(
+            store,
+            seq,
+            Write::Shadow,
+            Prepared::default(),
+            Default::default(),
+        )
     }
 
     /// For a full build that kept every row in memory (not [`ViewSet::spilled`]): makes each
@@ -649,7 +655,13 @@ impl ViewSet {
     /// Writes every view's changes with checkpoint `seq`, each view atomically (the four views
     /// on parallel threads when there is enough to write).
     pub fn commit(&mut self, store: &Store, seq: u64) -> Result<()> {
-        self.write(store, seq, Write::Atomic, Prepared::default())
+        self.write(
+            store,
+            seq,
+            Write::Atomic,
+            Prepared::default(),
+            Default::default(),
+        )
     }
 
     /// Takes every view's changes and encodes their rows as [`ViewSet::commit`] would, without
@@ -680,11 +692,19 @@ impl ViewSet {
         Ok(PreparedViews {
             set: self,
             prepared,
+            staged: Default::default(),
         })
     }
 
     /// Writes every view in this pass (see [`write_view`]) and advances its checkpoint.
-    fn write(&mut self, store: &Store, seq: u64, how: Write, prepared: Prepared) -> Result<()> {
+    fn write(
+        &mut self,
+        store: &Store,
+        seq: u64,
+        how: Write,
+        prepared: Prepared,
+        staged: [Option<StagedView>; 4],
+    ) -> Result<()> {
         let (from, versions) = (self.from, self.versions);
         let parallel = self.pending_changes()
             + prepared
@@ -702,12 +722,13 @@ impl ViewSet {
             ..
         } = self;
         let [p0, p1, p2, p3] = prepared.0;
+        let [s0, s1, s2, s3] = staged;
         let out = four(
             parallel,
-            || write_view(commitments, store, from[0], seq, versions[0], how, p0),
-            || write_view(calls, store, from[1], seq, versions[1], how, p1),
-            || write_view(documents, store, from[2], seq, versions[2], how, p2),
-            || write_view(sources, store, from[3], seq, versions[3], how, p3),
+            || write_view(commitments, store, from[0], seq, versions[0], how, p0, s0),
+            || write_view(calls, store, from[1], seq, versions[1], how, p1, s1),
+            || write_view(documents, store, from[2], seq, versions[2], how, p2, s2),
+            || write_view(sources, store, from[3], seq, versions[3], how, p3, s3),
         );
         for (i, r) in out.into_iter().enumerate() {
             if let Some(cp) = r? {
@@ -778,12 +799,43 @@ struct Prepared([Option<(Changes, EncodedRows)>; 4]);
 pub struct PreparedViews {
     set: ViewSet,
     prepared: Prepared,
+    /// Views whose namespace did not exist, written ahead by [`PreparedViews::stage`].
+    staged: [Option<StagedView>; 4],
 }
 
 impl PreparedViews {
-    /// Writes the prepared changes with checkpoint `seq`, as [`ViewSet::commit`] does.
+    /// Writes now the rows of every view whose namespace does not exist yet, into a
+    /// generation nothing references until [`PreparedViews::commit`] publishes it (see
+    /// [`Store::view_stage`]): an import stages them while the log is still being appended.
+    /// Views that exist are written by `commit`.
+    pub fn stage(&mut self, store: &Store) -> Result<()> {
+        for i in 0..4 {
+            if self.staged[i].is_some() {
+                continue;
+            }
+            if let Some((changes, encoded)) = &self.prepared.0[i] {
+                self.staged[i] =
+                    store.view_stage(self.set.ns(i), changes, encoded, self.set.versions[i])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the prepared changes with checkpoint `seq`, as [`ViewSet::commit`] does (a
+    /// staged view is published).
     pub fn commit(mut self, store: &Store, seq: u64) -> Result<()> {
-        self.set.write(store, seq, Write::Atomic, self.prepared)
+        self.set
+            .write(store, seq, Write::Atomic, self.prepared, self.staged)
+    }
+
+    /// Drops what [`PreparedViews::stage`] wrote, for changes that will not be committed.
+    /// (A process that ends without either leaves the staged generations to the next open,
+    /// which drops them.)
+    pub fn discard(self, store: &Store) -> Result<()> {
+        for staged in self.staged.into_iter().flatten() {
+            store.view_discard(staged)?;
+        }
+        Ok(())
     }
 }
 
@@ -799,6 +851,7 @@ enum Write {
 
 /// One view's part of [`ViewSet::commit`] or [`ViewSet::write_shadow`]: its new checkpoint,
 /// if it was written (`None` also for a view not in this pass).
+#[allow(clippy::too_many_arguments)]
 fn write_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + PartialEq>(
     rows: &mut Rows<T>,
     store: &Store,
@@ -807,12 +860,19 @@ fn write_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + Partia
     version: u32,
     how: Write,
     prepared: Option<(Changes, EncodedRows)>,
+    staged: Option<StagedView>,
 ) -> Result<Option<u64>> {
     let Some(from) = from else { return Ok(None) };
     let ns = rows.ns().to_owned();
     let checkpoint = seq.max(from);
     match how {
         Write::Atomic => {
+            if let Some(staged) = staged {
+                if store.view_publish(staged, checkpoint)?.is_some() {
+                    return Ok(Some(checkpoint));
+                }
+                // Created meanwhile: the prepared changes are committed on top of it.
+            }
             // All changes with the checkpoint. (`PreparedViews` owns the set: nothing changed
             // since `prepare` took these.)
             let (changes, encoded) = match prepared {

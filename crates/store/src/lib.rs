@@ -100,5 +100,6 @@ pub use store::{LogIter, Store, FORMAT_VERSION};
 pub use synth::synthetic_event;
 pub use types::*;
 pub use views::{
-    EncodedRows, Rewritten, RowDigest, ViewReader, ViewRewrite, ViewScan, VERSION_REWRITING,
+    EncodedRows, Rewritten, RowDigest, StagedView, ViewReader, ViewRewrite, ViewScan,
+    VERSION_REWRITING,
 };

@@ -261,6 +261,14 @@ fn fold_changes(
     Ok(())
 }
 
+/// A namespace's first commit, written but not published (see [`Store::view_stage`]).
+#[derive(Debug)]
+pub struct StagedView {
+    ns: String,
+    gen: u64,
+    meta: ViewMeta,
+}
+
 /// Point reads of one namespace's rows (see [`Store::view_reader`]).
 #[derive(Debug)]
 pub struct ViewReader {
@@ -777,6 +785,55 @@ impl Store {
         checkpoint: u64,
         version: u32,
     ) -> Result<ViewMeta> {
+        let staged = self.stage_locked(guard, ns, changes, encoded, version)?;
+        match self.view_publish(staged, checkpoint)? {
+            Some(meta) => Ok(meta),
+            // Another commit created the namespace meanwhile: the changes go on top of it.
+            None => self.view_commit_encoded(ns, changes, encoded, checkpoint, version),
+        }
+    }
+
+    /// Writes `changes` as the first commit of namespace `ns`, ahead of its checkpoint, into a
+    /// new generation tree that nothing references until [`Store::view_publish`] (say, while
+    /// the log that the checkpoint will name is still being appended). `None` when the
+    /// namespace exists: commit to it with [`Store::view_commit_encoded`]. A staged view that
+    /// is never published is dropped by [`Store::view_discard`], or by the next open.
+    pub fn view_stage(
+        &self,
+        ns: &str,
+        changes: &[(Vec<u8>, Option<Vec<u8>>)],
+        encoded: &EncodedRows,
+        version: u32,
+    ) -> Result<Option<StagedView>> {
+        if encoded.stored.len() != changes.len() {
+            return Err(bad_view(
+                ns,
+                &format!(
+                    "{} encoded rows for {} changes",
+                    encoded.stored.len(),
+                    changes.len()
+                ),
+            ));
+        }
+        let guard = lock(&self.view_lock);
+        if self.view_gen(ns)?.is_some() {
+            return Ok(None);
+        }
+        self.note_write(changes.len() as u64);
+        self.stage_locked(guard, ns, changes, encoded, version)
+            .map(Some)
+    }
+
+    /// Allocates a generation and creates its tree under the view lock, then writes the rows
+    /// without it.
+    fn stage_locked(
+        &self,
+        guard: std::sync::MutexGuard<'_, ()>,
+        ns: &str,
+        changes: &[(Vec<u8>, Option<Vec<u8>>)],
+        encoded: &EncodedRows,
+        version: u32,
+    ) -> Result<StagedView> {
         let gen = self.next_generation()?;
         // Opening the tree creates it, so later allocations (which look at the tree names)
         // pass over this generation.
@@ -785,7 +842,7 @@ impl Store {
         let now = codec::format_micros((self.clock)().timestamp_micros());
         let mut meta = ViewMeta {
             version,
-            checkpoint,
+            checkpoint: 0,
             digest: [0; 32],
             rows: 0,
             rebuilt_at: None,
@@ -798,23 +855,38 @@ impl Store {
             };
             Ok(())
         })?;
+        Ok(StagedView {
+            ns: ns.to_owned(),
+            gen,
+            meta,
+        })
+    }
+
+    /// Publishes a staged view with `checkpoint`: from here on it is the namespace. `None`
+    /// when the namespace was created meanwhile; the staged generation is then dropped.
+    pub fn view_publish(&self, staged: StagedView, checkpoint: u64) -> Result<Option<ViewMeta>> {
+        let StagedView { ns, gen, mut meta } = staged;
         meta.checkpoint = checkpoint;
-        meta.version = version;
+        let tree = self.gen_tree(gen)?;
         tree.insert(K_META, encode_meta(&meta))?;
         let _g = lock(&self.view_lock);
-        if self.view_gen(ns)?.is_some() {
-            // Another commit created the namespace meanwhile: this generation is dropped and
-            // the changes go on top of that one.
+        if self.view_gen(&ns)?.is_some() {
             drop(tree);
             self.db.drop_tree(gen_tree_name(gen))?;
-            drop(_g);
-            return self.view_commit_encoded(ns, changes, encoded, checkpoint, version);
+            return Ok(None);
         }
         let mut b = sled::Batch::default();
         b.insert(K_GEN_COUNTER, &gen.to_be_bytes()[..]);
-        b.insert(ns_key(ns), &gen.to_be_bytes()[..]);
+        b.insert(ns_key(&ns), &gen.to_be_bytes()[..]);
         self.views.apply_batch(b)?;
-        Ok(meta)
+        Ok(Some(meta))
+    }
+
+    /// Drops a staged view that will not be published.
+    pub fn view_discard(&self, staged: StagedView) -> Result<()> {
+        let _g = lock(&self.view_lock);
+        self.db.drop_tree(gen_tree_name(staged.gen))?;
+        Ok(())
     }
 
     /// Atomically makes `shadow`'s rows and metadata the `live` namespace (one pointer write),

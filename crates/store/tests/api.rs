@@ -1090,3 +1090,62 @@ fn a_view_reader_reads_the_generation_it_was_made_on() {
         .unwrap();
     assert_eq!(r.get(b"c").unwrap(), Some(b"w".to_vec()));
 }
+
+/// A namespace's first commit can be written ahead (staged) and published later: nothing is
+/// visible before the publication, a discarded or abandoned stage leaves nothing behind, and
+/// a stage whose namespace appeared meanwhile is refused at publication.
+#[test]
+fn a_staged_first_commit_is_invisible_until_published() {
+    let gen_trees = |s: &Store| {
+        s.debug_all_trees()
+            .iter()
+            .filter(|(name, _)| name.starts_with("view-gen-"))
+            .count()
+    };
+    let rows: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..50u32)
+        .map(|i| {
+            (
+                i.to_be_bytes().to_vec(),
+                Some(format!("row {i}").repeat(20).into_bytes()),
+            )
+        })
+        .collect();
+    let enc = commitments_store::EncodedRows::of(&rows);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        let staged = s.view_stage("v", &rows, &enc, 3).unwrap().unwrap();
+        assert!(s.view_meta("v").unwrap().is_none());
+        assert_eq!(s.view_get("v", &rows[0].0).unwrap(), None);
+        let m = s.view_publish(staged, 42).unwrap().unwrap();
+        assert_eq!((m.rows, m.checkpoint, m.version), (50, 42, 3));
+        assert_eq!(s.view_meta("v").unwrap().unwrap().checkpoint, 42);
+        assert_eq!(s.view_digest_recompute("v").unwrap(), m.digest);
+        assert_eq!(s.view_get("v", &rows[7].0).unwrap(), rows[7].1);
+        // The namespace exists now: nothing to stage.
+        assert!(s.view_stage("v", &rows, &enc, 3).unwrap().is_none());
+
+        // Discarded: gone at once.
+        let before = gen_trees(&s);
+        let w = s.view_stage("w", &rows, &enc, 1).unwrap().unwrap();
+        assert_eq!(gen_trees(&s), before + 1);
+        s.view_discard(w).unwrap();
+        assert_eq!(gen_trees(&s), before);
+        assert!(s.view_meta("w").unwrap().is_none());
+
+        // Created meanwhile by a commit: the stage is refused and dropped.
+        let x = s.view_stage("x", &rows, &enc, 1).unwrap().unwrap();
+        s.view_commit("x", &rows[..2], 5, 1).unwrap();
+        assert!(s.view_publish(x, 9).unwrap().is_none());
+        assert_eq!(s.view_meta("x").unwrap().unwrap().rows, 2);
+        assert_eq!(gen_trees(&s), before + 1);
+
+        // Abandoned (neither published nor discarded): the next open drops it.
+        let _abandoned = s.view_stage("y", &rows, &enc, 1).unwrap().unwrap();
+        assert_eq!(gen_trees(&s), before + 2);
+    }
+    let s = open(dir.path());
+    assert!(s.view_meta("y").unwrap().is_none());
+    assert_eq!(gen_trees(&s), 2, "v and x");
+    assert_eq!(s.view_get("v", &rows[7].0).unwrap(), rows[7].1);
+}
