@@ -875,8 +875,15 @@ impl Store {
             self.db.drop_tree(gen_tree_name(gen))?;
             return Ok(None);
         }
+        // Stages of several namespaces may publish out of allocation order: the counter
+        // never goes back.
+        let counter = self
+            .views
+            .get(K_GEN_COUNTER)?
+            .map_or(0, |v| be_u64(&v))
+            .max(gen);
         let mut b = sled::Batch::default();
-        b.insert(K_GEN_COUNTER, &gen.to_be_bytes()[..]);
+        b.insert(K_GEN_COUNTER, &counter.to_be_bytes()[..]);
         b.insert(ns_key(&ns), &gen.to_be_bytes()[..]);
         self.views.apply_batch(b)?;
         Ok(Some(meta))

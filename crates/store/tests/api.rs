@@ -1140,12 +1140,33 @@ fn a_staged_first_commit_is_invisible_until_published() {
         assert_eq!(s.view_meta("x").unwrap().unwrap().rows, 2);
         assert_eq!(gen_trees(&s), before + 1);
 
+        // Published out of the order they were staged in: the generation counter keeps the
+        // highest.
+        let p = s.view_stage("p", &rows, &enc, 1).unwrap().unwrap();
+        let q = s.view_stage("q", &rows, &enc, 1).unwrap().unwrap();
+        s.view_publish(q, 1).unwrap().unwrap();
+        s.view_publish(p, 1).unwrap().unwrap();
+        let dir_tree = s.debug_views_tree();
+        let gen_at = |k: &[u8]| {
+            u64::from_be_bytes(
+                dir_tree
+                    .get(k)
+                    .unwrap()
+                    .unwrap()
+                    .as_ref()
+                    .try_into()
+                    .unwrap(),
+            )
+        };
+        assert!(gen_at(b"Nq") > gen_at(b"Np"));
+        assert_eq!(gen_at(b"C"), gen_at(b"Nq"));
+
         // Abandoned (neither published nor discarded): the next open drops it.
         let _abandoned = s.view_stage("y", &rows, &enc, 1).unwrap().unwrap();
-        assert_eq!(gen_trees(&s), before + 2);
+        assert_eq!(gen_trees(&s), before + 4);
     }
     let s = open(dir.path());
     assert!(s.view_meta("y").unwrap().is_none());
-    assert_eq!(gen_trees(&s), 2, "v and x");
+    assert_eq!(gen_trees(&s), 4, "v, x, p and q");
     assert_eq!(s.view_get("v", &rows[7].0).unwrap(), rows[7].1);
 }
