@@ -735,17 +735,20 @@ impl Tracker {
         report.first_seq = outcome.first_seq;
         report.last_seq = outcome.last_seq;
         report.clock_clamped = outcome.clock_clamped;
+        // The events are appended and durable from here on: a view that cannot be written as
+        // prepared is caught up from the log instead, never reported as a failed import.
         match views {
             // The store placed the events exactly where the in-memory fold assumed.
-            Some(prepared)
+            Some(Ok(prepared))
                 if outcome.first_seq == Some(head + 1) && outcome.last_seq == Some(next_seq) =>
             {
-                prepared?.commit(&self.store, next_seq)?;
+                prepared.commit(&self.store, next_seq)?;
                 progress(report.events);
             }
             other => {
                 if let Some(Ok(prepared)) = other {
-                    prepared.discard(&self.store)?;
+                    // Best effort: what is left is dropped by the next open.
+                    let _ = prepared.discard(&self.store);
                 }
                 self.catch_up(progress)?;
             }
@@ -798,8 +801,13 @@ impl Tracker {
             .first()
             .copied()
             .ok_or_else(|| ProjectionError::UnknownId(id.clone()))?;
-        // None for a stream that is not a commitment.
-        let status_after = status_of(&stream)?;
+        // None for a stream that is not a commitment. (A fresh context: the first one's view
+        // readers were opened before the catch-up, which may have created namespaces.)
+        let ctx = StoreContext::new(self);
+        let status_after = match ctx.commitment(&stream) {
+            Ok(state) => state.map(|s| s.status.to_string()),
+            Err(e) => return Err(ctx.error(e)),
+        };
         Ok(RecordReport {
             seq: pos.seq,
             event_id: id,

@@ -808,14 +808,22 @@ impl PreparedViews {
     /// generation nothing references until [`PreparedViews::commit`] publishes it (see
     /// [`Store::view_stage`]): an import stages them while the log is still being appended.
     /// Views that exist are written by `commit`.
+    /// On an error, what it staged is dropped again (best effort).
     pub fn stage(&mut self, store: &Store) -> Result<()> {
         for i in 0..4 {
             if self.staged[i].is_some() {
                 continue;
             }
             if let Some((changes, encoded)) = &self.prepared.0[i] {
-                self.staged[i] =
-                    store.view_stage(self.set.ns(i), changes, encoded, self.set.versions[i])?;
+                match store.view_stage(self.set.ns(i), changes, encoded, self.set.versions[i]) {
+                    Ok(staged) => self.staged[i] = staged,
+                    Err(e) => {
+                        for staged in self.staged.iter_mut().filter_map(Option::take) {
+                            let _ = store.view_discard(staged);
+                        }
+                        return Err(e.into());
+                    }
+                }
             }
         }
         Ok(())

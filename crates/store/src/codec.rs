@@ -408,7 +408,8 @@ pub(crate) fn decompress_payload(header: &PackHeader, payload: &[u8]) -> Result<
 
 /// Splits a raw payload into its events' byte ranges; checks the count and that nothing is left over.
 pub(crate) fn split_raw(raw: &[u8], count: u32) -> Result<Vec<std::ops::Range<usize>>, String> {
-    let mut out = Vec::with_capacity(count as usize);
+    // A damaged count must not size the allocation: every event takes at least 4 bytes.
+    let mut out = Vec::with_capacity((count as usize).min(raw.len() / 4));
     let mut pos = 0usize;
     while pos < raw.len() {
         if raw.len() - pos < 4 {
@@ -831,6 +832,15 @@ mod tests {
         assert_eq!(s.len(), 27);
         assert_eq!(parse_recorded_at(&s), Some(m));
         assert_eq!(parse_recorded_at("2024-01-02T03:04:05Z"), None);
+    }
+
+    #[test]
+    fn a_damaged_event_count_does_not_size_an_allocation() {
+        // One 1-byte event; the header would claim four billion.
+        let raw = [0, 0, 0, 1, b'x'];
+        assert_eq!(split_raw(&raw, 1).unwrap(), vec![4..5]);
+        let err = split_raw(&raw, u32::MAX).unwrap_err();
+        assert!(err.contains("header says 4294967295"), "{err}");
     }
 
     #[test]

@@ -1643,6 +1643,21 @@ impl<'s> LogWriter<'s> {
         index: Arc<IndexState>,
         large: bool,
     ) -> Result<LogWriter<'s>> {
+        if large {
+            let published = store.packs_len.load(Ordering::Acquire);
+            let on_disk = store.packs.metadata()?.len();
+            if on_disk < published {
+                // Damaged from outside: writing past the published length would leave a hole
+                // where published payloads were. `verify` names the packs it lost.
+                return Err(corrupt(
+                    start.head.seq,
+                    format!(
+                        "the pack file is {on_disk} bytes, shorter than its published length \
+                         {published}: a large append would write past a hole"
+                    ),
+                ));
+            }
+        }
         let mut pack = PackBuilder::new(start.head.seq + 1);
         if !large && store.tail_rewrite_limit > 0 && start.head.seq > 0 {
             if let Some((first, v)) = store.pack_containing(start.head.seq)? {
@@ -1772,6 +1787,12 @@ impl<'s> LogWriter<'s> {
             // publishing step.
             if self.pack_pos > self.start_pack_len() {
                 self.store.packs.sync_data()?;
+                if self.start_pack_len() == 0 {
+                    // The first payloads the store relies on: the file's name must be durable
+                    // too (a process killed between creating the file and syncing its
+                    // directory at open would otherwise have left that to chance).
+                    File::open(&self.store.path)?.sync_all()?;
+                }
             }
             self.store.flush_durable()?;
         }

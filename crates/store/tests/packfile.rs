@@ -162,6 +162,16 @@ fn a_damaged_pack_file_is_named_by_verify() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(before.len() as u64, first_bad - 1);
+
+    // A large append would write past the hole: refused, and nothing changes.
+    let head = s.head().unwrap().seq;
+    let err = s.append(&batch(300..400, 3), &[]).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { .. }) && err.to_string().contains("shorter"),
+        "{err}"
+    );
+    assert_eq!(s.head().unwrap().seq, head);
+    assert_eq!(packs_len(dir.path()), len / 2);
 }
 
 fn all_or_error(s: &Store) -> Result<Vec<commitments_store::StoredEvent>, StoreError> {
