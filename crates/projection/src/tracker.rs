@@ -719,37 +719,36 @@ impl Tracker {
             }),
             None => (self.store.append(&batch, &[]), None),
         };
-        let outcome = match outcome {
-            Ok(o) => o,
-            Err(e) => {
-                if let Some(Ok(prepared)) = views {
-                    // Best effort: what is left is dropped by the next open.
-                    let _ = prepared.discard(&self.store);
-                }
-                return Err(e.into());
+        // Views prepared for the events exactly where the store placed them are committed;
+        // otherwise (a failed append too) what was staged is dropped, best effort: what is
+        // left is dropped by the next open.
+        let prepared = match (views, &outcome) {
+            (Some(Ok(prepared)), Ok(o))
+                if o.first_seq == Some(head + 1) && o.last_seq == Some(next_seq) =>
+            {
+                Some(prepared)
             }
+            (Some(Ok(prepared)), _) => {
+                let _ = prepared.discard(&self.store);
+                None
+            }
+            _ => None,
         };
+        let outcome = outcome?;
         drop(batch);
         report.appended = outcome.appended;
         report.duplicates += outcome.duplicates;
         report.first_seq = outcome.first_seq;
         report.last_seq = outcome.last_seq;
         report.clock_clamped = outcome.clock_clamped;
-        // The events are appended and durable from here on: a view that cannot be written as
-        // prepared is caught up from the log instead, never reported as a failed import.
-        match views {
-            // The store placed the events exactly where the in-memory fold assumed.
-            Some(Ok(prepared))
-                if outcome.first_seq == Some(head + 1) && outcome.last_seq == Some(next_seq) =>
-            {
+        // The events are appended and durable from here on: views that could not be prepared
+        // are caught up from the log instead, never reported as a failed import.
+        match prepared {
+            Some(prepared) => {
                 prepared.commit(&self.store, next_seq)?;
                 progress(report.events);
             }
-            other => {
-                if let Some(Ok(prepared)) = other {
-                    // Best effort: what is left is dropped by the next open.
-                    let _ = prepared.discard(&self.store);
-                }
+            None => {
                 self.catch_up(progress)?;
             }
         }
@@ -765,13 +764,13 @@ impl Tracker {
         if ev.common().recorded_by.is_none() {
             ev.set_recorded_by(self.actor.clone());
         }
-        let ctx = StoreContext::new(self);
-        let status_of = |id: &str| -> Result<Option<String>> {
+        let status_of = |ctx: &StoreContext<'_>, id: &str| -> Result<Option<String>> {
             let state = ctx.commitment(id).map_err(|e| ctx.error(e))?;
             Ok(state.map(|s| s.status.to_string()))
         };
+        let ctx = StoreContext::new(self);
         let status_before = match ev.commitment_id() {
-            Some(id) => status_of(id.as_str())?,
+            Some(id) => status_of(&ctx, id.as_str())?,
             None => None,
         };
         let mut validator = Validator::new(&ctx);
@@ -803,11 +802,7 @@ impl Tracker {
             .ok_or_else(|| ProjectionError::UnknownId(id.clone()))?;
         // None for a stream that is not a commitment. (A fresh context: the first one's view
         // readers were opened before the catch-up, which may have created namespaces.)
-        let ctx = StoreContext::new(self);
-        let status_after = match ctx.commitment(&stream) {
-            Ok(state) => state.map(|s| s.status.to_string()),
-            Err(e) => return Err(ctx.error(e)),
-        };
+        let status_after = status_of(&StoreContext::new(self), &stream)?;
         Ok(RecordReport {
             seq: pos.seq,
             event_id: id,

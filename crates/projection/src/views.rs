@@ -545,13 +545,7 @@ impl ViewSet {
     /// written (later events read them back). The four views are written on parallel threads
     /// when there is enough to write.
     pub fn write_shadow(&mut self, store: &Store, seq: u64) -> Result<()> {
-        self.write(
-            store,
-            seq,
-            Write::Shadow,
-            Prepared::default(),
-            Default::default(),
-        )
+        self.write(store, seq, Write::Shadow, Prepared::default())
     }
 
     /// For a full build that kept every row in memory (not [`ViewSet::spilled`]): makes each
@@ -655,13 +649,7 @@ impl ViewSet {
     /// Writes every view's changes with checkpoint `seq`, each view atomically (the four views
     /// on parallel threads when there is enough to write).
     pub fn commit(&mut self, store: &Store, seq: u64) -> Result<()> {
-        self.write(
-            store,
-            seq,
-            Write::Atomic,
-            Prepared::default(),
-            Default::default(),
-        )
+        self.write(store, seq, Write::Atomic, Prepared::default())
     }
 
     /// Takes every view's changes and encodes their rows as [`ViewSet::commit`] would, without
@@ -674,44 +662,39 @@ impl ViewSet {
             rows: &mut Rows<T>,
             store: &Store,
             from: Option<u64>,
-        ) -> Result<Option<(Changes, EncodedRows)>> {
+        ) -> Result<Option<PreparedView>> {
             if from.is_none() {
                 return Ok(None);
             }
             let changes = rows.take_changes(Some(store))?;
             let encoded = EncodedRows::of(&changes);
-            Ok(Some((changes, encoded)))
+            Ok(Some(PreparedView {
+                changes,
+                encoded,
+                staged: None,
+            }))
         }
         let from = self.from;
-        let prepared = Prepared([
+        let prepared = [
             one(&mut self.commitments, store, from[0])?,
             one(&mut self.calls, store, from[1])?,
             one(&mut self.documents, store, from[2])?,
             one(&mut self.sources, store, from[3])?,
-        ]);
+        ];
         Ok(PreparedViews {
             set: self,
             prepared,
-            staged: Default::default(),
         })
     }
 
     /// Writes every view in this pass (see [`write_view`]) and advances its checkpoint.
-    fn write(
-        &mut self,
-        store: &Store,
-        seq: u64,
-        how: Write,
-        prepared: Prepared,
-        staged: [Option<StagedView>; 4],
-    ) -> Result<()> {
+    fn write(&mut self, store: &Store, seq: u64, how: Write, prepared: Prepared) -> Result<()> {
         let (from, versions) = (self.from, self.versions);
         let parallel = self.pending_changes()
             + prepared
-                .0
                 .iter()
                 .flatten()
-                .map(|p| p.0.len())
+                .map(|p| p.changes.len())
                 .sum::<usize>()
             >= PARALLEL_WRITE_MIN;
         let ViewSet {
@@ -721,14 +704,13 @@ impl ViewSet {
             sources,
             ..
         } = self;
-        let [p0, p1, p2, p3] = prepared.0;
-        let [s0, s1, s2, s3] = staged;
+        let [p0, p1, p2, p3] = prepared;
         let out = four(
             parallel,
-            || write_view(commitments, store, from[0], seq, versions[0], how, p0, s0),
-            || write_view(calls, store, from[1], seq, versions[1], how, p1, s1),
-            || write_view(documents, store, from[2], seq, versions[2], how, p2, s2),
-            || write_view(sources, store, from[3], seq, versions[3], how, p3, s3),
+            || write_view(commitments, store, from[0], seq, versions[0], how, p0),
+            || write_view(calls, store, from[1], seq, versions[1], how, p1),
+            || write_view(documents, store, from[2], seq, versions[2], how, p2),
+            || write_view(sources, store, from[3], seq, versions[3], how, p3),
         );
         for (i, r) in out.into_iter().enumerate() {
             if let Some(cp) = r? {
@@ -789,18 +771,23 @@ fn rewrite_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + Part
     Ok(Some(w.finish(seq, version)?))
 }
 
-/// Each view's changes and their encoded rows, taken by [`ViewSet::prepare`] (`None` for a
-/// view not in the pass).
-#[derive(Debug, Default)]
-struct Prepared([Option<(Changes, EncodedRows)>; 4]);
+/// One view's changes taken by [`ViewSet::prepare`], their encoded rows, and the generation
+/// [`PreparedViews::stage`] wrote them into when the namespace did not exist.
+#[derive(Debug)]
+struct PreparedView {
+    changes: Changes,
+    encoded: EncodedRows,
+    staged: Option<StagedView>,
+}
+
+/// Each view's [`PreparedView`] (`None` for a view not in the pass).
+type Prepared = [Option<PreparedView>; 4];
 
 /// A [`ViewSet`] whose changes [`ViewSet::prepare`] took and encoded, ready to commit.
 #[derive(Debug)]
 pub struct PreparedViews {
     set: ViewSet,
     prepared: Prepared,
-    /// Views whose namespace did not exist, written ahead by [`PreparedViews::stage`].
-    staged: [Option<StagedView>; 4],
 }
 
 impl PreparedViews {
@@ -810,19 +797,20 @@ impl PreparedViews {
     /// Views that exist are written by `commit`.
     /// On an error, what it staged is dropped again (best effort).
     pub fn stage(&mut self, store: &Store) -> Result<()> {
-        for i in 0..4 {
-            if self.staged[i].is_some() {
+        let PreparedViews { set, prepared } = self;
+        for (i, p) in prepared.iter_mut().enumerate() {
+            let Some(p) = p.as_mut().filter(|p| p.staged.is_none()) else {
                 continue;
-            }
-            if let Some((changes, encoded)) = &self.prepared.0[i] {
-                match store.view_stage(self.set.ns(i), changes, encoded, self.set.versions[i]) {
-                    Ok(staged) => self.staged[i] = staged,
-                    Err(e) => {
-                        for staged in self.staged.iter_mut().filter_map(Option::take) {
+            };
+            match store.view_stage(set.ns(i), &p.changes, &p.encoded, set.versions[i]) {
+                Ok(staged) => p.staged = staged,
+                Err(e) => {
+                    for p in prepared.iter_mut().flatten() {
+                        if let Some(staged) = p.staged.take() {
                             let _ = store.view_discard(staged);
                         }
-                        return Err(e.into());
                     }
+                    return Err(e.into());
                 }
             }
         }
@@ -832,15 +820,14 @@ impl PreparedViews {
     /// Writes the prepared changes with checkpoint `seq`, as [`ViewSet::commit`] does (a
     /// staged view is published).
     pub fn commit(mut self, store: &Store, seq: u64) -> Result<()> {
-        self.set
-            .write(store, seq, Write::Atomic, self.prepared, self.staged)
+        self.set.write(store, seq, Write::Atomic, self.prepared)
     }
 
     /// Drops what [`PreparedViews::stage`] wrote, for changes that will not be committed.
     /// (A process that ends without either leaves the staged generations to the next open,
     /// which drops them.)
     pub fn discard(self, store: &Store) -> Result<()> {
-        for staged in self.staged.into_iter().flatten() {
+        for staged in self.prepared.into_iter().flatten().filter_map(|p| p.staged) {
             store.view_discard(staged)?;
         }
         Ok(())
@@ -859,7 +846,6 @@ enum Write {
 
 /// One view's part of [`ViewSet::commit`] or [`ViewSet::write_shadow`]: its new checkpoint,
 /// if it was written (`None` also for a view not in this pass).
-#[allow(clippy::too_many_arguments)]
 fn write_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + PartialEq>(
     rows: &mut Rows<T>,
     store: &Store,
@@ -867,24 +853,25 @@ fn write_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + Partia
     seq: u64,
     version: u32,
     how: Write,
-    prepared: Option<(Changes, EncodedRows)>,
-    staged: Option<StagedView>,
+    prepared: Option<PreparedView>,
 ) -> Result<Option<u64>> {
     let Some(from) = from else { return Ok(None) };
     let ns = rows.ns().to_owned();
     let checkpoint = seq.max(from);
     match how {
         Write::Atomic => {
-            if let Some(staged) = staged {
-                if store.view_publish(staged, checkpoint)?.is_some() {
-                    return Ok(Some(checkpoint));
-                }
-                // Created meanwhile: the prepared changes are committed on top of it.
-            }
             // All changes with the checkpoint. (`PreparedViews` owns the set: nothing changed
             // since `prepare` took these.)
             let (changes, encoded) = match prepared {
-                Some(p) => p,
+                Some(p) => {
+                    if let Some(staged) = p.staged {
+                        if store.view_publish(staged, checkpoint)?.is_some() {
+                            return Ok(Some(checkpoint));
+                        }
+                        // Created meanwhile: the changes are committed on top of it.
+                    }
+                    (p.changes, p.encoded)
+                }
                 None => {
                     let changes = rows.take_changes(Some(store))?;
                     let encoded = EncodedRows::of(&changes);

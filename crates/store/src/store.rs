@@ -264,20 +264,15 @@ fn open_sled_within(
 }
 
 /// Opens (or creates) the pack file `<dir>/packs` and cuts off anything past its published
-/// length `published` (the payloads of a large append that never published).
+/// length `published` (the payloads of a large append that never published). The directory
+/// is fsynced by the first large append that publishes payloads in it.
 fn open_pack_file(dir: &Path, published: u64) -> Result<File> {
-    let path = dir.join("packs");
-    let existed = path.exists();
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&path)?;
-    if !existed {
-        // The file's name must be durable before any append relies on its contents.
-        File::open(dir)?.sync_all()?;
-    }
+        .open(dir.join("packs"))?;
     if f.metadata()?.len() > published {
         f.set_len(published)?;
     }
@@ -1788,9 +1783,8 @@ impl<'s> LogWriter<'s> {
             if self.pack_pos > self.start_pack_len() {
                 self.store.packs.sync_data()?;
                 if self.start_pack_len() == 0 {
-                    // The first payloads the store relies on: the file's name must be durable
-                    // too (a process killed between creating the file and syncing its
-                    // directory at open would otherwise have left that to chance).
+                    // The first payloads the store relies on: the file's name (created at
+                    // open) must be durable too.
                     File::open(&self.store.path)?.sync_all()?;
                 }
             }

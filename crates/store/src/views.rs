@@ -213,6 +213,21 @@ impl EncodedRows {
         }
         out
     }
+
+    /// Refuses rows that were not made from `changes` (by their count).
+    fn check(&self, ns: &str, changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        if self.stored.len() == changes.len() {
+            return Ok(());
+        }
+        Err(bad_view(
+            ns,
+            &format!(
+                "{} encoded rows for {} changes",
+                self.stored.len(),
+                changes.len()
+            ),
+        ))
+    }
 }
 
 /// Where [`fold_changes`] puts each stored row (`None` = delete).
@@ -278,7 +293,7 @@ pub struct ViewReader {
 }
 
 impl ViewReader {
-    /// The row at `key`, as [`Store::view_get`] reads it.
+    /// The row at `key` (its stored form decoded).
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let Some(tree) = &self.tree else {
             return Ok(None);
@@ -552,17 +567,7 @@ impl ViewRewrite<'_> {
         self.store.note_write(1);
         self.tree.insert(K_META, encode_meta(&after))?;
         if self.publish {
-            // Rewrites of several new namespaces may finish out of allocation order.
-            let counter = self
-                .store
-                .views
-                .get(K_GEN_COUNTER)?
-                .map_or(0, |v| be_u64(&v))
-                .max(self.gen);
-            let mut b = sled::Batch::default();
-            b.insert(K_GEN_COUNTER, &counter.to_be_bytes()[..]);
-            b.insert(ns_key(&self.ns), &self.gen.to_be_bytes()[..]);
-            self.store.views.apply_batch(b)?;
+            self.store.publish_generation(&self.ns, self.gen)?;
         }
         drop(_g);
         Ok(Rewritten {
@@ -649,15 +654,7 @@ impl Store {
 
     /// One row.
     pub fn view_get(&self, ns: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        match self.view_gen(ns)? {
-            Some(g) => match self.gen_tree(g)?.get(row_key(key))? {
-                Some(v) => Ok(Some(
-                    decode_row(&v).map_err(|d| bad_view(ns, &format!("damaged row: {d}")))?,
-                )),
-                None => Ok(None),
-            },
-            None => Ok(None),
-        }
+        self.view_reader(ns)?.get(key)
     }
 
     /// A reader of namespace `ns` for many point reads ([`ViewReader::get`]): its generation
@@ -732,16 +729,7 @@ impl Store {
         checkpoint: u64,
         version: u32,
     ) -> Result<ViewMeta> {
-        if encoded.stored.len() != changes.len() {
-            return Err(bad_view(
-                ns,
-                &format!(
-                    "{} encoded rows for {} changes",
-                    encoded.stored.len(),
-                    changes.len()
-                ),
-            ));
-        }
+        encoded.check(ns, changes)?;
         let guard = lock(&self.view_lock);
         self.note_write(changes.len() as u64);
         let Some(gen) = self.view_gen(ns)? else {
@@ -805,16 +793,7 @@ impl Store {
         encoded: &EncodedRows,
         version: u32,
     ) -> Result<Option<StagedView>> {
-        if encoded.stored.len() != changes.len() {
-            return Err(bad_view(
-                ns,
-                &format!(
-                    "{} encoded rows for {} changes",
-                    encoded.stored.len(),
-                    changes.len()
-                ),
-            ));
-        }
+        encoded.check(ns, changes)?;
         let guard = lock(&self.view_lock);
         if self.view_gen(ns)?.is_some() {
             return Ok(None);
@@ -875,8 +854,14 @@ impl Store {
             self.db.drop_tree(gen_tree_name(gen))?;
             return Ok(None);
         }
-        // Stages of several namespaces may publish out of allocation order: the counter
-        // never goes back.
+        self.publish_generation(&ns, gen)?;
+        Ok(Some(meta))
+    }
+
+    /// Makes generation `gen` the namespace `ns` (one batch of the directory). The caller
+    /// holds the view lock. New namespaces (rewritten or staged) may publish out of
+    /// allocation order: the counter never goes back.
+    fn publish_generation(&self, ns: &str, gen: u64) -> Result<()> {
         let counter = self
             .views
             .get(K_GEN_COUNTER)?
@@ -884,9 +869,9 @@ impl Store {
             .max(gen);
         let mut b = sled::Batch::default();
         b.insert(K_GEN_COUNTER, &counter.to_be_bytes()[..]);
-        b.insert(ns_key(&ns), &gen.to_be_bytes()[..]);
+        b.insert(ns_key(ns), &gen.to_be_bytes()[..]);
         self.views.apply_batch(b)?;
-        Ok(Some(meta))
+        Ok(())
     }
 
     /// Drops a staged view that will not be published.

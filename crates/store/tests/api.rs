@@ -1006,6 +1006,14 @@ fn a_read_only_session_closes_without_writing() {
     assert_eq!(open(dir.path()).head().unwrap().seq, 2);
 }
 
+/// How many view generation trees the store holds.
+fn gen_trees(s: &Store) -> usize {
+    s.debug_all_trees()
+        .iter()
+        .filter(|(name, _)| name.starts_with("view-gen-"))
+        .count()
+}
+
 /// The first commit of a namespace writes its rows outside the view lock: two first commits
 /// of one namespace racing each other both land, one on top of the other, with a row count
 /// and digest that match the rows; and a first commit that names a row twice or deletes one
@@ -1037,12 +1045,7 @@ fn racing_first_commits_of_a_namespace_both_land() {
         assert_eq!(s.view_digest_recompute("v").unwrap(), m.digest);
         assert_eq!(s.view_scan("v", b"").count(), 600);
         // Exactly one generation tree is left for the namespace (a loser's is dropped).
-        let gens = s
-            .debug_all_trees()
-            .iter()
-            .filter(|(name, _)| name.starts_with("view-gen-"))
-            .count();
-        assert_eq!(gens, 1, "round {round}");
+        assert_eq!(gen_trees(&s), 1, "round {round}");
     }
 
     let dir = tempfile::tempdir().unwrap();
@@ -1096,12 +1099,6 @@ fn a_view_reader_reads_the_generation_it_was_made_on() {
 /// a stage whose namespace appeared meanwhile is refused at publication.
 #[test]
 fn a_staged_first_commit_is_invisible_until_published() {
-    let gen_trees = |s: &Store| {
-        s.debug_all_trees()
-            .iter()
-            .filter(|(name, _)| name.starts_with("view-gen-"))
-            .count()
-    };
     let rows: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..50u32)
         .map(|i| {
             (
