@@ -16,37 +16,11 @@ use crate::index::{self, Entry, IndexState};
 use crate::journal::{Journal, Record};
 use crate::types::*;
 
-/// A fast, non-cryptographic hasher for in-memory maps of local data (ids, stream names).
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
-
-impl FxHasher {
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(8) {
-            let mut a = [0u8; 8];
-            a[..c.len()].copy_from_slice(c);
-            self.add(u64::from_le_bytes(a));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// `HashMap` with [`FxHasher`].
-pub(crate) type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+/// `HashMap` for in-memory maps of local data (ids, stream names), with foldhash's fixed-seed
+/// hasher: fast, and deterministic from run to run. (A hand-written FxHash mixed too little for
+/// hashbrown, which takes the bucket from the low bits: stream names that differ only in their
+/// last digits collided, and a 100k import spent ~40 ms probing in the stream-version map.)
+pub(crate) type FxMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// The store format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 5;
@@ -1591,11 +1565,17 @@ fn validate_new_event(e: &NewEvent) -> Result<()> {
     if b.len() < 3 || b[0] != b'{' || b[1] != b'"' || b.last() != Some(&b'}') {
         return Err(bad("body must be a non-empty compact JSON object"));
     }
-    let mut needle = [0u8; 49];
-    needle[..12].copy_from_slice(b"\"event_id\":\"");
-    e.event_id.hyphenated().encode_lower(&mut needle[12..48]);
-    needle[48] = b'"';
-    if memchr::memmem::find(b, &needle).is_none() {
+    // `"event_id":"<id>"` anywhere in the body. The finder for the fixed prefix is built once:
+    // building one for the whole needle per event was ~3 % of an import.
+    static PREFIX: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"event_id\":\""));
+    let mut id = [0u8; 37];
+    e.event_id.hyphenated().encode_lower(&mut id[..36]);
+    id[36] = b'"';
+    let found = PREFIX
+        .find_iter(b)
+        .any(|at| b.get(at + 12..at + 49) == Some(&id[..]));
+    if !found {
         return Err(bad("body must carry \"event_id\" equal to the event's id"));
     }
     Ok(())
