@@ -698,16 +698,18 @@ impl Event {
     /// The canonical JSON object: `type` first, then the fields in catalogue order, absent
     /// optional fields omitted. This is the body the store keeps.
     pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
-        let mut fields = Vec::with_capacity(512);
-        self.write_fields(&mut fields)?;
-        let mut out = Vec::with_capacity(fields.len() + 32);
+        // `{"type":"Name"` then the struct's own object, whose `{` becomes the `,` after the
+        // type (or, for an empty object, whose `{}` becomes the closing `}`): one buffer.
+        let mut out = Vec::with_capacity(640);
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(self.type_name().as_bytes());
         out.push(b'"');
-        if fields.len() > 2 {
-            out.push(b',');
-            out.extend_from_slice(&fields[1..]);
+        let at = out.len();
+        self.write_fields(&mut out)?;
+        if out.len() - at > 2 {
+            out[at] = b',';
         } else {
+            out.truncate(at);
             out.push(b'}');
         }
         Ok(out)

@@ -66,15 +66,23 @@ impl<'de> Deserialize<'de> for Country {
 }
 
 /// A subject id (source, call, document or commitment): `[a-z0-9][a-z0-9._-]{0,79}`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct Slug(String);
+///
+/// Held as a `CompactString`: ids up to 24 bytes (almost all) live inline, so decoding an
+/// event allocates nothing for them (allocation was about a third of decoding).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Slug(compact_str::CompactString);
+
+impl Serialize for Slug {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
 
 impl Slug {
     /// Checks a slug; the error says what is wrong.
     pub fn parse(s: &str) -> Result<Slug, String> {
         if is_slug(s) {
-            Ok(Slug(s.to_owned()))
+            Ok(Slug(compact_str::CompactString::from(s)))
         } else {
             Err(format!(
                 "`{s}` is not a valid id: use 1-80 characters of a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit"
