@@ -581,7 +581,7 @@ impl Tracker {
             dry_run,
             ..ImportReport::default()
         };
-        let mut touched: HashSet<String> = HashSet::new();
+        let mut touched: foldhash::HashSet<String> = foldhash::HashSet::default();
         // The views follow the validation in memory (rows loaded from the live views, which
         // `open` brought to the head): the accepted events are applied once, as typed events,
         // and the rows are committed right after the append, so the log is not read back.
@@ -735,7 +735,9 @@ impl Tracker {
             _ => None,
         };
         let outcome = outcome?;
-        drop(batch);
+        // Freeing ~100k bodies is ~1 % of a 100k import: a thread of its own does it while
+        // the views are committed.
+        let freeing = std::thread::spawn(move || drop(batch));
         report.appended = outcome.appended;
         report.duplicates += outcome.duplicates;
         report.first_seq = outcome.first_seq;
@@ -752,6 +754,7 @@ impl Tracker {
                 self.catch_up(progress)?;
             }
         }
+        let _ = freeing.join();
         Ok(report)
     }
 
