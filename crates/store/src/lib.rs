@@ -48,8 +48,9 @@
 //!
 //! Tree `views` (the directory): `N ‖ ns` → generation; `C` → last generation; `D ‖ gen` →
 //! generation awaiting deletion. One tree per generation, `view-gen-<gen>`: `M` → view
-//! metadata; `R ‖ key` → row (stored zstd-compressed when that is smaller). A commit writes
-//! rows, checkpoint, version and the order-independent digest in one batch of the generation's
+//! metadata; `R ‖ key` → row (stored zstd-compressed with the row dictionary when that is
+//! smaller). A commit writes rows, checkpoint, version and the order-independent digest in one
+//! batch of the generation's
 //! tree; a swap is one pointer write; a replaced generation goes with one `drop_tree`.
 //!
 //! # Atomicity and durability rules

@@ -23,15 +23,17 @@ use crate::types::*;
 pub(crate) type FxMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// The store format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// Older format versions this build opens and upgrades in place: version 1 had no journal
 /// (a version-1 store is a valid store with an empty journal); versions 1 and 2 wrote LZ4
 /// packs, which are still read (new packs are zstd); versions 1 to 3 kept view rows in the
 /// `views` tree, uncompressed: those views are dropped on open and rebuilt by the projections
 /// (since version 4 each generation is its own tree and rows may be compressed). Version 4
 /// kept every pack in sled; its packs are read as they are (since version 5 large appends
-/// put their packs' payloads in the pack file).
-const UPGRADABLE_FROM: &[u32] = &[1, 2, 3, 4];
+/// put their packs' payloads in the pack file). Version 5 compressed view rows without a
+/// dictionary; those rows are read as they are (since version 6 rows are compressed with the
+/// row dictionary, under a tag no older version wrote).
+const UPGRADABLE_FROM: &[u32] = &[1, 2, 3, 4, 5];
 
 /// sled segment size (fixed when a store is created; recorded in sled's `conf`).
 const SEGMENT_SIZE: usize = 8 << 20;

@@ -157,22 +157,29 @@ fn bad_view(ns: &str, what: &str) -> StoreError {
 }
 
 /// Row values of at least this many bytes are stored zstd-compressed when that is smaller.
-const ROW_COMPRESS_MIN: usize = 128;
+const ROW_COMPRESS_MIN: usize = 64;
 /// Stored row value tags (a value whose first byte is neither is stored as is: JSON rows and
 /// id lists never start with 0x00 or 0x01).
 const ROW_ZSTD: u8 = 0;
 const ROW_RAW_ESCAPED: u8 = 1;
+/// The second byte after [`ROW_RAW_ESCAPED`] that marks a row compressed with the row
+/// dictionary. An escaped value always starts with 0x00 or 0x01, so `0x01 0x02` was never
+/// written by an older format, and rows of format 5 stores need no rewriting.
+const ROW_DICT_MARK: u8 = 2;
 
-/// How a row value is stored: `0x00 ‖ raw_len u32 BE ‖ zstd frame` when that is smaller, else
-/// as is (`0x01 ‖ value` when the value itself starts with 0x00 or 0x01). Digests are over the
-/// values, not their stored form. Format 1 and 2 stores hold raw values only, which decode as is.
+/// How a row value is stored. Since format 6: `0x01 0x02 ‖ raw_len u32 BE ‖ zstd frame` made
+/// with the row dictionary ([`codec::ROW_DICT`]) when that is smaller, else as is (`0x01 ‖
+/// value` when the value itself starts with 0x00 or 0x01). Formats 4 and 5 wrote `0x00 ‖
+/// raw_len u32 BE ‖ zstd frame` (no dictionary), still read; formats 1 and 2 raw values only,
+/// which decode as is. Digests are over the values, not their stored form.
 fn encode_row(v: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     use std::borrow::Cow;
     if v.len() >= ROW_COMPRESS_MIN {
-        if let Some(z) = codec::zstd_compress(v) {
-            if z.len() + 5 < v.len() {
-                let mut out = Vec::with_capacity(z.len() + 5);
-                out.push(ROW_ZSTD);
+        if let Some(z) = codec::zstd_compress_row(v) {
+            if z.len() + 6 < v.len() {
+                let mut out = Vec::with_capacity(z.len() + 6);
+                out.push(ROW_RAW_ESCAPED);
+                out.push(ROW_DICT_MARK);
                 out.extend_from_slice(&(v.len() as u32).to_be_bytes());
                 out.extend_from_slice(&z);
                 return Cow::Owned(out);
@@ -311,22 +318,29 @@ impl ViewReader {
 
 /// The value of a stored row.
 fn decode_row(stored: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    match stored.first() {
-        Some(&ROW_ZSTD) => {
-            let len = stored
-                .get(1..5)
-                .map(codec::be_u32)
-                .ok_or_else(|| "truncated compressed row".to_string())?;
-            if len > 64 << 20 {
-                return Err(format!("compressed row claims {len} bytes"));
-            }
-            let raw = codec::zstd_decompress(&stored[5..], len as usize)?;
-            if raw.len() != len as usize {
-                return Err("compressed row has the wrong length".into());
-            }
-            Ok(raw)
+    let compressed = |at: usize, dict: bool| {
+        let len = stored
+            .get(at..at + 4)
+            .map(codec::be_u32)
+            .ok_or_else(|| "truncated compressed row".to_string())?;
+        if len > 64 << 20 {
+            return Err(format!("compressed row claims {len} bytes"));
         }
-        Some(&ROW_RAW_ESCAPED) => Ok(stored[1..].to_vec()),
+        let payload = &stored[at + 4..];
+        let raw = if dict {
+            codec::zstd_decompress_row(payload, len as usize)?
+        } else {
+            codec::zstd_decompress(payload, len as usize)?
+        };
+        if raw.len() != len as usize {
+            return Err("compressed row has the wrong length".into());
+        }
+        Ok(raw)
+    };
+    match stored {
+        [ROW_ZSTD, ..] => compressed(1, false),
+        [ROW_RAW_ESCAPED, ROW_DICT_MARK, ..] => compressed(2, true),
+        [ROW_RAW_ESCAPED, rest @ ..] => Ok(rest.to_vec()),
         _ => Ok(stored.to_vec()),
     }
 }
@@ -1063,12 +1077,47 @@ mod tests {
             assert_eq!(decode_row(&stored).expect("decodes"), v, "{v:?}");
         }
         assert!(encode_row(long_json.as_bytes()).len() < long_json.len() / 2);
+        // Rows are compressed with the dictionary, under its two-byte tag.
+        assert_eq!(
+            &encode_row(long_json.as_bytes())[..2],
+            &[ROW_RAW_ESCAPED, ROW_DICT_MARK]
+        );
+        // A value that starts with the dictionary's tag is escaped, not mistaken for it.
+        let tagged = [vec![ROW_RAW_ESCAPED, ROW_DICT_MARK], b"x".repeat(10)].concat();
+        assert_eq!(decode_row(&encode_row(&tagged)).expect("escaped"), tagged);
+        // Rows of format 4 and 5 stores (`0x00 ‖ len ‖ zstd frame`, no dictionary) still read.
+        let old = codec::zstd_compress(long_json.as_bytes()).expect("zstd");
+        let stored = [
+            &[ROW_ZSTD][..],
+            &(long_json.len() as u32).to_be_bytes(),
+            &old,
+        ]
+        .concat();
+        assert_eq!(
+            decode_row(&stored).expect("format 5 row"),
+            long_json.as_bytes()
+        );
         // Values written by format 1 and 2 stores (raw JSON) read as they are.
         assert_eq!(decode_row(b"{\"a\":1}").expect("raw"), b"{\"a\":1}");
         // Damage is an error, not a panic.
         assert!(decode_row(&[0, 0, 0]).is_err());
         assert!(decode_row(&[0, 0, 0, 1, 0, 7, 7, 7]).is_err());
         assert!(decode_row(&[0, 255, 255, 255, 255, 1]).is_err());
+        assert!(decode_row(&[1, 2, 0, 0]).is_err());
+        assert!(decode_row(&[1, 2, 0, 0, 0, 40, 7, 7, 7]).is_err());
+    }
+
+    #[test]
+    fn the_row_dictionary_never_changes() {
+        // Stored rows name the dictionary only by their tag: other bytes would misread them.
+        use sha2::{Digest, Sha256};
+        let d: [u8; 32] = Sha256::digest(codec::ROW_DICT).into();
+        let mut hex = Vec::new();
+        codec::push_hex(&mut hex, &d);
+        assert_eq!(
+            String::from_utf8(hex).expect("hex"),
+            "d1be893bfb733aea1077e61786437766558f9e111759d2c0b9feb4a2f82a213f"
+        );
     }
 
     #[test]
