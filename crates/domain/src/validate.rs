@@ -1,6 +1,7 @@
 //! Validating events in order against what is already known (the store, through
 //! [`Context`]) plus the earlier events of the same batch.
 
+use compact_str::CompactString;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::error::DomainError;
@@ -93,11 +94,14 @@ pub struct Accepted {
 #[derive(Debug)]
 pub struct Validator<'c, C: Context> {
     ctx: &'c C,
-    subjects: HashMap<String, SubjectKind>,
-    states: HashMap<String, Option<CommitmentState>>,
+    // Keys are inline strings (ids are almost all under 24 bytes): each event probes these
+    // maps, and a `String` key sent every probe to a heap string of some earlier event, a
+    // cache miss (the key comparisons were ~5 % of a 100k import's samples).
+    subjects: HashMap<CompactString, SubjectKind>,
+    states: HashMap<CompactString, Option<CommitmentState>>,
     accepted: Vec<Accepted>,
     by_id: HashMap<EventId, usize>,
-    by_stream: HashMap<String, Vec<usize>>,
+    by_stream: HashMap<CompactString, Vec<usize>>,
     retracted: HashSet<EventId>,
 }
 
@@ -236,7 +240,8 @@ impl<'c, C: Context> Validator<'c, C> {
         match self.by_stream.get_mut(stream.as_str()) {
             Some(v) => v.push(i),
             None => {
-                self.by_stream.insert(stream.clone(), vec![i]);
+                self.by_stream
+                    .insert(CompactString::from(stream.as_str()), vec![i]);
             }
         }
         Ok(Verdict::Append { stream })
@@ -303,7 +308,8 @@ impl<'c, C: Context> Validator<'c, C> {
                     ),
                 ));
             }
-            self.subjects.insert(subject.to_string(), kind);
+            self.subjects
+                .insert(CompactString::from(subject.as_str()), kind);
         } else if event.commitment_id().is_some() {
             match self.kind(subject.as_str())? {
                 Some(SubjectKind::Commitment) => {}
@@ -336,7 +342,7 @@ impl<'c, C: Context> Validator<'c, C> {
                 let state = self.ctx.commitment(subject.as_str())?;
                 decide(state.as_ref(), event)?;
                 self.states
-                    .insert(subject.to_string(), evolve(state, event));
+                    .insert(CompactString::from(subject.as_str()), evolve(state, event));
             }
         }
         Ok(subject.to_string())
@@ -422,7 +428,8 @@ impl<'c, C: Context> Validator<'c, C> {
             events.push(event.clone());
             let refs: Vec<&Event> = events.iter().collect();
             let state = fold_stream(&refs).state;
-            self.states.insert(stream.clone(), state);
+            self.states
+                .insert(CompactString::from(stream.as_str()), state);
         }
         Ok(stream)
     }

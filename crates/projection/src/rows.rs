@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use compact_str::CompactString;
 use foldhash::HashMap;
 
 use commitments_domain::event::Event;
@@ -163,10 +164,10 @@ pub fn merge_sources(sources: &mut Vec<String>, add: &[Evidence]) {
 pub struct Rows<T> {
     ns: String,
     /// Rows by id (boxed: the map's spare capacity then costs a pointer per slot, not a row).
-    cache: HashMap<String, Option<Box<T>>>,
+    cache: HashMap<CompactString, Option<Box<T>>>,
     /// The committed value of each row changed since the last commit (boxed: most rows of a
     /// rebuild are new, and `None` then costs a pointer, not a whole row).
-    original: HashMap<String, Option<Box<T>>>,
+    original: HashMap<CompactString, Option<Box<T>>>,
     index: fn(&str, &T) -> Vec<Vec<u8>>,
     /// Keep every row cached across commits (no [`ROW_CACHE_LIMIT`]): the caller bounds
     /// memory itself, with [`Rows::approx_bytes`] and [`Rows::evict`].
@@ -262,7 +263,7 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
             },
             None => None,
         };
-        self.cache.insert(id.to_owned(), row);
+        self.cache.insert(CompactString::from(id), row);
         Ok(())
     }
 
@@ -280,7 +281,7 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
                 .get(id)
                 .and_then(Option::as_deref)
                 .map(|r| Box::new(r.clone()));
-            self.original.insert(id.to_owned(), committed);
+            self.original.insert(CompactString::from(id), committed);
         }
     }
 
@@ -303,7 +304,7 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
         // The committed value, the first time the row changes in a batch (a full build that
         // has written nothing has no committed values to remember). One lookup per map.
         if !all_new && !original.contains_key(id) {
-            original.insert(id.to_owned(), Some(row.clone()));
+            original.insert(CompactString::from(id), Some(row.clone()));
         }
         Ok(Some(&mut **row))
     }
@@ -326,17 +327,17 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
         match self.cache.get_mut(id) {
             Some(slot) => *slot = row,
             None => {
-                self.cache.insert(id.to_owned(), row);
+                self.cache.insert(CompactString::from(id), row);
             }
         }
         Ok(())
     }
 
     /// Every cached row (for in-memory folds).
-    pub fn cached(&self) -> impl Iterator<Item = (&String, &T)> {
+    pub fn cached(&self) -> impl Iterator<Item = (&str, &T)> {
         self.cache
             .iter()
-            .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+            .filter_map(|(k, v)| v.as_deref().map(|v| (k.as_str(), v)))
     }
 
     /// The changed rows and index entries as store changes, in key order. Clears the cache
@@ -363,7 +364,7 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
     pub fn drain_sorted(&mut self, sink: &mut RowSink<'_>) -> Result<()> {
         debug_assert!(self.all_new());
         self.original.clear();
-        let mut rows: Vec<(String, Box<T>)> = std::mem::take(&mut self.cache)
+        let mut rows: Vec<(CompactString, Box<T>)> = std::mem::take(&mut self.cache)
             .into_iter()
             .filter_map(|(id, r)| r.map(|r| (id, r)))
             .collect();
@@ -438,7 +439,7 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
             sink(changes)
         };
         let index = self.index;
-        let mut dirty: Vec<(String, Option<Box<T>>)> = match self.all_new() {
+        let mut dirty: Vec<(CompactString, Option<Box<T>>)> = match self.all_new() {
             true => self
                 .cache
                 .iter()
@@ -455,10 +456,10 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
             let orig = orig.as_deref();
             let taken;
             let row = if evict {
-                taken = self.cache.remove(id).flatten();
+                taken = self.cache.remove(id.as_str()).flatten();
                 taken.as_deref()
             } else {
-                self.cache.get(id).and_then(Option::as_deref)
+                self.cache.get(id.as_str()).and_then(Option::as_deref)
             };
             if orig == row {
                 continue;

@@ -12,6 +12,8 @@ use uuid::Uuid;
 
 use crate::codec::{self, ExternalPack, HeadRec, PackBuilder, PackHeader, PackPointer};
 use crate::error::{corrupt, Result, StoreError};
+use compact_str::CompactString;
+
 use crate::index::{self, Entry, IndexState};
 use crate::journal::{Journal, Record};
 use crate::types::*;
@@ -632,16 +634,18 @@ impl Store {
         Ok(out)
     }
 
-    /// Current versions of streams (0 = no stream).
+    /// Current versions of streams (0 = no stream). Keyed by inline strings: the map is
+    /// probed once per event of a large append, and a `&str` key sent each probe to the heap
+    /// string of the stream's first event (a cache miss; ~33 ms of a 100k import).
     pub(crate) fn lookup_versions<'a>(
         &self,
         streams: impl Iterator<Item = &'a str>,
-    ) -> Result<FxMap<&'a str, u64>> {
+    ) -> Result<FxMap<CompactString, u64>> {
         let mut out = self.lookup_versions_applied(streams)?;
         if self.has_pending.load(Ordering::SeqCst) {
             let p = lock(&self.pending);
             for (s, v) in out.iter_mut() {
-                if let Some(&pv) = p.versions.get(*s) {
+                if let Some(&pv) = p.versions.get(s.as_str()) {
                     *v = pv;
                 }
             }
@@ -652,26 +656,27 @@ impl Store {
     fn lookup_versions_applied<'a>(
         &self,
         streams: impl Iterator<Item = &'a str>,
-    ) -> Result<FxMap<&'a str, u64>> {
-        let mut names: Vec<&str> = streams.collect();
-        if self.index_state().runs.is_empty() {
-            return Ok(names.into_iter().map(|s| (s, 0)).collect());
+    ) -> Result<FxMap<CompactString, u64>> {
+        let mut out: FxMap<CompactString, u64> = FxMap::default();
+        for s in streams {
+            if !out.contains_key(s) {
+                out.insert(CompactString::from(s), 0);
+            }
         }
+        if self.index_state().runs.is_empty() {
+            return Ok(out);
+        }
+        let mut names: Vec<CompactString> = out.keys().cloned().collect();
         names.sort_unstable();
-        names.dedup();
         let keys: Vec<Vec<u8>> = names.iter().map(|s| index::stream_upper(s)).collect();
         let keep = |q: &[u8], k: &[u8]| k.starts_with(&q[..q.len() - 9]);
         let found = self.with_index(|st| index::floor_many(&self.log, &st.runs, &keys, &keep))?;
-        Ok(names
-            .into_iter()
-            .zip(found)
-            .map(|(s, e)| {
-                let v = e
-                    .and_then(|(k, _)| index::parse_stream_entry(&k).map(|x| x.1))
-                    .unwrap_or(0);
-                (s, v)
-            })
-            .collect())
+        for (s, e) in names.iter().zip(found) {
+            if let Some(v) = e.and_then(|(k, _)| index::parse_stream_entry(&k).map(|x| x.1)) {
+                out.insert(s.clone(), v);
+            }
+        }
+        Ok(out)
     }
 
     /// Merges index runs when there are more than [`MAX_RUNS`]: the newest runs whose older
@@ -1238,8 +1243,8 @@ impl Store {
             .iter()
             .filter(|(s, v)| {
                 **v == 0
-                    && (!expectations.iter().any(|(e, _)| e == *s)
-                        || fresh.iter().any(|&i| events[i].stream == **s))
+                    && (!expectations.iter().any(|(e, _)| e == s.as_str())
+                        || fresh.iter().any(|&i| events[i].stream == s.as_str()))
             })
             .count() as u64;
 
