@@ -181,38 +181,59 @@ impl<R: BufRead> Iterator for Events<'_, R> {
 /// import), and encoding each event's canonical JSON ahead ([`Encoded`]), overlap with
 /// validating and appending on the calling thread. Items arrive in order, in chunks, through
 /// a bounded channel, so memory stays bounded.
+///
+/// The canonical JSON is encoded ahead only while the calling thread is behind (at least
+/// [`AHEAD_BACKLOG`] chunks wait for it); otherwise the decoding thread leaves it to the
+/// validator, which encodes what comes without a body. With both done here, the decoding
+/// thread was the slower one and the validating thread waited for it for a quarter of the
+/// validation; the backlog shifts the encoding to whichever thread has time.
 pub struct ParallelEvents<'a> {
     rx: std::sync::mpsc::Receiver<Vec<(u64, Result<Encoded, DomainError>)>>,
     chunk: std::vec::IntoIter<(u64, Result<Encoded, DomainError>)>,
     bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    backlog: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     on_bytes: &'a dyn Fn(u64),
     worker: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Items per chunk sent from the decoding thread.
 const CHUNK: usize = 512;
+/// Chunks sent and not yet taken at or above which the decoding thread encodes ahead.
+const AHEAD_BACKLOG: usize = 2;
 
 impl<'a> ParallelEvents<'a> {
     /// Starts decoding `r` on a new thread; `on_bytes` hears the bytes consumed so far.
     pub fn spawn(r: Box<dyn BufRead + Send>, on_bytes: &'a dyn Fn(u64)) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
         let (tx, rx) = std::sync::mpsc::sync_channel(16);
         let bytes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = bytes.clone();
+        let backlog = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let waiting = backlog.clone();
         let worker = std::thread::spawn(move || {
-            let store_bytes = |n: u64| counter.store(n, std::sync::atomic::Ordering::Relaxed);
+            let store_bytes = |n: u64| counter.store(n, Relaxed);
             let mut events = Events::new(r, &store_bytes);
             loop {
+                let ahead = waiting.load(Relaxed) >= AHEAD_BACKLOG;
+                let encode = |e: Event| {
+                    if ahead {
+                        Encoded::new(e)
+                    } else {
+                        Encoded::from(e)
+                    }
+                };
                 // Sized once: an event is a few hundred bytes, and growing the vector by
                 // doubling copied each chunk about twice.
                 let mut chunk = Vec::with_capacity(CHUNK);
-                chunk.extend(
-                    events
-                        .by_ref()
-                        .take(CHUNK)
-                        .map(|(n, r)| (n, r.map(Encoded::new))),
-                );
+                chunk.extend(events.by_ref().take(CHUNK).map(|(n, r)| (n, r.map(encode))));
                 let last = chunk.len() < CHUNK;
-                if (!chunk.is_empty() && tx.send(chunk).is_err()) || last {
+                if !chunk.is_empty() {
+                    waiting.fetch_add(1, Relaxed);
+                    if tx.send(chunk).is_err() {
+                        return;
+                    }
+                }
+                if last {
                     return;
                 }
             }
@@ -221,6 +242,7 @@ impl<'a> ParallelEvents<'a> {
             rx,
             chunk: Vec::new().into_iter(),
             bytes,
+            backlog,
             on_bytes,
             worker: Some(worker),
         }
@@ -237,7 +259,11 @@ impl Iterator for ParallelEvents<'_> {
             }
             (self.on_bytes)(self.bytes.load(std::sync::atomic::Ordering::Relaxed));
             match self.rx.recv() {
-                Ok(chunk) => self.chunk = chunk.into_iter(),
+                Ok(chunk) => {
+                    self.backlog
+                        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    self.chunk = chunk.into_iter();
+                }
                 Err(_) => {
                     if let Some(w) = self.worker.take() {
                         if w.join().is_err() {
@@ -368,7 +394,9 @@ mod tests {
         .collect();
         assert_eq!(seq.len(), 2000);
         assert_eq!(par, seq);
-        assert_eq!(ahead, 200);
+        // Only the 200 complete events can be encoded ahead; how many are depends on how far
+        // ahead the decoding thread ran.
+        assert!(ahead <= 200, "{ahead}");
     }
 
     #[test]
