@@ -581,7 +581,9 @@ impl Tracker {
             dry_run,
             ..ImportReport::default()
         };
-        let mut touched: foldhash::HashSet<String> = foldhash::HashSet::default();
+        // Inline keys: a `String` key sent each probe to an earlier event's heap string.
+        let mut touched: foldhash::HashSet<compact_str::CompactString> =
+            foldhash::HashSet::default();
         // The views follow the validation in memory (rows loaded from the live views, which
         // `open` brought to the head): the accepted events are applied once, as typed events,
         // and the rows are committed right after the append, so the log is not read back.
@@ -610,6 +612,7 @@ impl Tracker {
             log_complete: false,
         };
         let mut next_seq = head;
+        let mut spent = Disposal::default();
         for (line, item) in lines {
             report.lines = report.lines.max(line);
             report.events += 1;
@@ -626,8 +629,8 @@ impl Tracker {
             match res {
                 Ok((ev, Verdict::Append { stream })) => {
                     if errors.is_empty() {
-                        if ev.commitment_id().is_some() && !touched.contains(&stream) {
-                            touched.insert(stream.clone());
+                        if ev.commitment_id().is_some() && !touched.contains(stream.as_str()) {
+                            touched.insert(stream.as_str().into());
                             report.commitments.push(stream.clone());
                         }
                         if matches!(ev, Event::EventCorrected(_) | Event::EventRetracted(_)) {
@@ -649,6 +652,7 @@ impl Tracker {
                                 Err(ProjectionError::NeedsLog) => views = None,
                                 Err(e) => return Err(e),
                             }
+                            spent.put(rec);
                         }
                     }
                 }
@@ -676,6 +680,7 @@ impl Tracker {
                 progress(report.events);
             }
         }
+        drop(spent);
         if report.events == 0 {
             return Err(ProjectionError::Empty);
         }
@@ -1367,4 +1372,53 @@ fn to_new_event(ev: &Event, stream: String) -> Result<NewEvent> {
         schema_version: commitments_domain::current_schema_version(ev.type_name()),
         body,
     })
+}
+
+/// Frees the events an import has folded on a thread of its own, in batches. They were
+/// allocated on the decoding thread, so freeing them on the validating thread (the busier of
+/// the two) was a cross-thread free each: ~6 % of that thread's samples in a 100k import.
+#[derive(Default)]
+struct Disposal {
+    batch: Vec<Recorded>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<Recorded>>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Disposal {
+    const BATCH: usize = 1024;
+
+    fn put(&mut self, rec: Recorded) {
+        if self.batch.capacity() == 0 {
+            self.batch.reserve_exact(Self::BATCH);
+        }
+        self.batch.push(rec);
+        if self.batch.len() < Self::BATCH {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        if self.tx.is_none() {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Recorded>>(4);
+            // Without a thread (none could be started), the batch is freed here.
+            if let Ok(h) = std::thread::Builder::new()
+                .name("import-free".into())
+                .spawn(move || rx.into_iter().for_each(drop))
+            {
+                self.tx = Some(tx);
+                self.worker = Some(h);
+            }
+        }
+        if let Some(tx) = &self.tx {
+            // A worker that is gone (it cannot panic while dropping) hands the batch back.
+            let _ = tx.send(batch);
+        }
+    }
+}
+
+impl Drop for Disposal {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.worker.take() {
+            let _ = h.join();
+        }
+    }
 }
