@@ -204,6 +204,16 @@ const AHEAD_BACKLOG: usize = 2;
 impl<'a> ParallelEvents<'a> {
     /// Starts decoding `r` on a new thread; `on_bytes` hears the bytes consumed so far.
     pub fn spawn(r: Box<dyn BufRead + Send>, on_bytes: &'a dyn Fn(u64)) -> Self {
+        Self::spawn_with(r, on_bytes, AHEAD_BACKLOG)
+    }
+
+    /// [`ParallelEvents::spawn`] encoding ahead while at least `ahead_backlog` chunks wait
+    /// (0: always; `usize::MAX`: never).
+    fn spawn_with(
+        r: Box<dyn BufRead + Send>,
+        on_bytes: &'a dyn Fn(u64),
+        ahead_backlog: usize,
+    ) -> Self {
         use std::sync::atomic::Ordering::Relaxed;
         let (tx, rx) = std::sync::mpsc::sync_channel(16);
         let bytes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -214,7 +224,7 @@ impl<'a> ParallelEvents<'a> {
             let store_bytes = |n: u64| counter.store(n, Relaxed);
             let mut events = Events::new(r, &store_bytes);
             loop {
-                let ahead = waiting.load(Relaxed) >= AHEAD_BACKLOG;
+                let ahead = waiting.load(Relaxed) >= ahead_backlog;
                 let encode = |e: Event| {
                     if ahead {
                         Encoded::new(e)
@@ -375,28 +385,34 @@ mod tests {
         let seq: Vec<(u64, String)> = Events::new(io::BufReader::new(&input[..]), &|_| {})
             .map(|(n, r)| (n, format!("{r:?}")))
             .collect();
-        let mut ahead = 0;
-        let par: Vec<(u64, String)> = ParallelEvents::spawn(
-            Box::new(io::BufReader::new(io::Cursor::new(input))),
-            &|_| {},
-        )
-        .map(|(n, r)| {
-            let r = r.map(|enc| {
-                let (ev, body) = enc.into_parts();
-                if let Some(b) = body {
-                    assert_eq!(Some(b), ev.to_json().ok(), "line {n}");
-                    ahead += 1;
-                }
-                ev
-            });
-            (n, format!("{r:?}"))
-        })
-        .collect();
         assert_eq!(seq.len(), 2000);
-        assert_eq!(par, seq);
-        // Only the 200 complete events can be encoded ahead; how many are depends on how far
-        // ahead the decoding thread ran.
-        assert!(ahead <= 200, "{ahead}");
+        // Only the 200 complete events can be encoded ahead: all of them when the decoding
+        // thread always encodes ahead, none when it never does, some in between.
+        for (backlog, want) in [(0, Some(200)), (usize::MAX, Some(0)), (AHEAD_BACKLOG, None)] {
+            let mut ahead = 0;
+            let par: Vec<(u64, String)> = ParallelEvents::spawn_with(
+                Box::new(io::BufReader::new(io::Cursor::new(input.clone()))),
+                &|_| {},
+                backlog,
+            )
+            .map(|(n, r)| {
+                let r = r.map(|enc| {
+                    let (ev, body) = enc.into_parts();
+                    if let Some(b) = body {
+                        assert_eq!(Some(b), ev.to_json().ok(), "line {n}");
+                        ahead += 1;
+                    }
+                    ev
+                });
+                (n, format!("{r:?}"))
+            })
+            .collect();
+            assert_eq!(par, seq, "backlog {backlog}");
+            match want {
+                Some(w) => assert_eq!(ahead, w, "backlog {backlog}"),
+                None => assert!(ahead <= 200, "{ahead}"),
+            }
+        }
     }
 
     #[test]

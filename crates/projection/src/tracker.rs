@@ -741,8 +741,11 @@ impl Tracker {
         };
         let outcome = outcome?;
         // Freeing ~100k bodies is ~1 % of a 100k import: a thread of its own does it while
-        // the views are committed.
-        let freeing = std::thread::spawn(move || drop(batch));
+        // the views are committed (or, if no thread can be started, the batch is freed here).
+        let freeing = std::thread::Builder::new()
+            .name("import-free".into())
+            .spawn(move || drop(batch))
+            .ok();
         report.appended = outcome.appended;
         report.duplicates += outcome.duplicates;
         report.first_seq = outcome.first_seq;
@@ -750,16 +753,16 @@ impl Tracker {
         report.clock_clamped = outcome.clock_clamped;
         // The events are appended and durable from here on: views that could not be prepared
         // are caught up from the log instead, never reported as a failed import.
-        match prepared {
-            Some(prepared) => {
-                prepared.commit(&self.store, next_seq)?;
-                progress(report.events);
-            }
-            None => {
-                self.catch_up(progress)?;
-            }
+        let views_done = match prepared {
+            Some(prepared) => prepared
+                .commit(&self.store, next_seq)
+                .map(|_| progress(report.events)),
+            None => self.catch_up(progress).map(|_| ()),
+        };
+        if let Some(f) = freeing {
+            let _ = f.join();
         }
-        let _ = freeing.join();
+        views_done?;
         Ok(report)
     }
 
@@ -1377,17 +1380,26 @@ fn to_new_event(ev: &Event, stream: String) -> Result<NewEvent> {
 /// Frees the events an import has folded on a thread of its own, in batches. They were
 /// allocated on the decoding thread, so freeing them on the validating thread (the busier of
 /// the two) was a cross-thread free each: ~6 % of that thread's samples in a 100k import.
-#[derive(Default)]
-struct Disposal {
-    batch: Vec<Recorded>,
-    tx: Option<std::sync::mpsc::SyncSender<Vec<Recorded>>>,
+struct Disposal<T: Send + 'static = Recorded> {
+    batch: Vec<T>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<T>>>,
     worker: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Disposal {
+impl<T: Send + 'static> Default for Disposal<T> {
+    fn default() -> Self {
+        Disposal {
+            batch: Vec::new(),
+            tx: None,
+            worker: None,
+        }
+    }
+}
+
+impl<T: Send + 'static> Disposal<T> {
     const BATCH: usize = 1024;
 
-    fn put(&mut self, rec: Recorded) {
+    fn put(&mut self, rec: T) {
         if self.batch.capacity() == 0 {
             self.batch.reserve_exact(Self::BATCH);
         }
@@ -1397,7 +1409,7 @@ impl Disposal {
         }
         let batch = std::mem::take(&mut self.batch);
         if self.tx.is_none() {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Recorded>>(4);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<T>>(4);
             // Without a thread (none could be started), the batch is freed here.
             if let Ok(h) = std::thread::Builder::new()
                 .name("import-free".into())
@@ -1414,11 +1426,32 @@ impl Disposal {
     }
 }
 
-impl Drop for Disposal {
+impl<T: Send + 'static> Drop for Disposal<T> {
     fn drop(&mut self) {
         self.tx = None;
         if let Some(h) = self.worker.take() {
             let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod disposal_tests {
+    use super::Disposal;
+    use std::sync::Arc;
+
+    #[test]
+    fn everything_put_is_freed_by_the_time_it_is_dropped() {
+        let token = Arc::new(());
+        for n in [0, 1, 1023, 1024, 1025, 5000] {
+            let mut d = Disposal::default();
+            for _ in 0..n {
+                d.put(Arc::clone(&token));
+            }
+            let spawned = d.worker.is_some();
+            drop(d);
+            assert_eq!(Arc::strong_count(&token), 1, "{n} put");
+            assert_eq!(spawned, n >= 1024, "{n} put");
         }
     }
 }

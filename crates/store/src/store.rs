@@ -1579,9 +1579,17 @@ fn validate_new_event(e: &NewEvent) -> Result<()> {
     let mut id = [0u8; 37];
     e.event_id.hyphenated().encode_lower(&mut id[..36]);
     id[36] = b'"';
-    let found = PREFIX
-        .find_iter(b)
-        .any(|at| b.get(at + 12..at + 49) == Some(&id[..]));
+    // Every occurrence, overlapping ones too (`find_iter` skips those).
+    let mut from = 0;
+    let mut found = false;
+    while let Some(at) = b.get(from..).and_then(|rest| PREFIX.find(rest)) {
+        let at = from + at;
+        if b.get(at + 12..at + 49) == Some(&id[..]) {
+            found = true;
+            break;
+        }
+        from = at + 1;
+    }
     if !found {
         return Err(bad("body must carry \"event_id\" equal to the event's id"));
     }

@@ -113,9 +113,27 @@ fn invalid_input_is_rejected() {
             Err(StoreError::InvalidEvent { .. })
         ));
     }
+    // Every occurrence of the key is tried: a later one, and one that overlaps the one
+    // before (the store checks the body's shape, not that it is valid JSON).
+    for (n, shape) in [
+        r#"{{"type":"X","a":{{"event_id":"{other}"}},"event_id":"{id}"}}"#,
+        r#"{{"type":"X","event_id":"event_id":"{id}"}}"#,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut f = ev("ok", id(4, n as u64), 1);
+        f.body = shape
+            .replace("{other}", &id(3, 2).to_string())
+            .replace("{id}", &f.event_id.to_string())
+            .replace("{{", "{")
+            .replace("}}", "}")
+            .into_bytes();
+        s.append(&[f], &[]).unwrap();
+    }
     e.body = format!(r#"{{"type":"X","event_id":"{}"}}"#, e.event_id).into_bytes();
     s.append(&[e], &[]).unwrap();
-    assert_eq!(s.head().unwrap().seq, 1);
+    assert_eq!(s.head().unwrap().seq, 3);
 }
 
 #[test]
