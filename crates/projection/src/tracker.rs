@@ -76,7 +76,15 @@ pub struct Tracker {
     actor: String,
     view_batch: u64,
     row_budget: u64,
+    /// A fault to inject into the next import's view preparation (tests only; see
+    /// [`Tracker::inject_view_preparation_fault`]).
+    preparation_fault: std::sync::atomic::AtomicU8,
 }
+
+/// [`Tracker::preparation_fault`]: none, fail before preparing, fail after staging.
+const FAULT_NONE: u8 = 0;
+const FAULT_PREPARE: u8 = 1;
+const FAULT_AFTER_STAGE: u8 = 2;
 
 /// A read's time axes.
 #[derive(Debug, Clone)]
@@ -368,6 +376,7 @@ impl Tracker {
             actor: opts.actor,
             view_batch: opts.view_batch.max(1),
             row_budget: opts.row_budget,
+            preparation_fault: std::sync::atomic::AtomicU8::new(FAULT_NONE),
         };
         let report = t.refresh(&|_| {})?;
         Ok((t, report))
@@ -559,6 +568,30 @@ impl Tracker {
         EventId(uuid::Uuid::now_v7())
     }
 
+    /// Test hook: makes the next import's view preparation fail, before it prepares anything
+    /// or after it has staged the new views' rows (`after_staging`), so that tests can check
+    /// that the import still succeeds and the views catch up from the log. Returns whether
+    /// a fault set earlier was still pending (not yet met by an import).
+    #[doc(hidden)]
+    pub fn inject_view_preparation_fault(&self, after_staging: bool) -> bool {
+        let f = if after_staging {
+            FAULT_AFTER_STAGE
+        } else {
+            FAULT_PREPARE
+        };
+        self.preparation_fault
+            .swap(f, std::sync::atomic::Ordering::SeqCst)
+            != FAULT_NONE
+    }
+
+    /// Whether a fault set by [`Tracker::inject_view_preparation_fault`] is still pending.
+    #[doc(hidden)]
+    pub fn view_preparation_fault_pending(&self) -> bool {
+        self.preparation_fault
+            .load(std::sync::atomic::Ordering::SeqCst)
+            != FAULT_NONE
+    }
+
     /// Validates events (each with its 1-based line number) against the store plus the earlier
     /// events, then appends all of them atomically, or nothing. `Err` items are lines that
     /// did not decode. With `dry_run`, validates only. Items are [`Event`]s, or [`Encoded`]
@@ -712,8 +745,24 @@ impl Tracker {
         let (outcome, views) = match views {
             Some(set) => std::thread::scope(|s| {
                 let prepare = s.spawn(|| {
+                    let fault = self
+                        .preparation_fault
+                        .swap(FAULT_NONE, std::sync::atomic::Ordering::SeqCst);
+                    let injected = || {
+                        ProjectionError::Store(commitments_store::StoreError::Poisoned(
+                            "injected view preparation fault (a test hook)".into(),
+                        ))
+                    };
+                    if fault == FAULT_PREPARE {
+                        return Err(injected());
+                    }
                     let mut prepared = set.prepare(&self.store)?;
                     prepared.stage(&self.store)?;
+                    if fault == FAULT_AFTER_STAGE {
+                        // As a failing stage does: what was staged is dropped.
+                        prepared.discard(&self.store)?;
+                        return Err(injected());
+                    }
                     Ok::<_, ProjectionError>(prepared)
                 });
                 let outcome = self.store.append(&batch, &[]);

@@ -519,3 +519,51 @@ fn a_pass_over_the_log_reports_the_first_damage_in_log_order() {
     // Nothing was written: the views are still missing, not half built.
     assert!(t.store().view_meta("commitments").unwrap().is_none());
 }
+
+/// A failed view preparation during an import (before it prepared anything, or after it had
+/// staged the new views' rows) does not fail the import: the events are durable by then, and
+/// the views catch up from the log to what a normal import gives.
+#[test]
+fn an_import_whose_view_preparation_fails_still_gets_its_views() {
+    let lines = seed_lines();
+    let clock = TestClock::at("2024-01-22T09:00:00Z");
+    let board = |t: &Tracker| {
+        t.list(&at("2024-03-15"), &ListFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|c| {
+                let mut j = serde_json::to_value(&c).unwrap();
+                j.as_object_mut().unwrap().remove("known_at");
+                j
+            })
+            .collect::<Vec<_>>()
+    };
+    let reference = {
+        let dir = tempfile::tempdir().unwrap();
+        let t = open(&dir.path().join("db"), &clock);
+        import_lines(&t, &lines);
+        board(&t)
+    };
+    assert!(!reference.is_empty());
+    for after_staging in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let t = open(&path, &clock);
+            assert!(!t.inject_view_preparation_fault(after_staging));
+            let report = import_lines(&t, &lines);
+            assert_eq!(report.appended, lines.len() as u64);
+            // The fault was met (the import took the path that prepares views beside it).
+            assert!(!t.view_preparation_fault_pending(), "{after_staging}");
+            assert_eq!(board(&t), reference, "{after_staging}");
+            let v = t.verify(&|_| {}).unwrap();
+            assert_eq!(v.log_problem, None);
+            assert_eq!(v.views.len(), 4);
+            assert!(v.views.iter().all(|(_, _, _, ok)| *ok), "{:?}", v.views);
+        }
+        // And after a reopen, with nothing left staged.
+        let t = open(&path, &clock);
+        assert_eq!(board(&t), reference, "{after_staging} after a reopen");
+        assert!(t.verify(&|_| {}).unwrap().views.iter().all(|v| v.3));
+    }
+}
