@@ -615,6 +615,19 @@ fn field_error(path: &str, inner: &serde_json::Error) -> DomainError {
 }
 
 impl Event {
+    /// [`Event::from_json`] for text already checked to be UTF-8 (the common path decodes it
+    /// without checking it again).
+    pub fn from_json_str(text: &str) -> Result<Event, DomainError> {
+        let bytes = text.as_bytes();
+        if let Some(t) = quick_type(bytes) {
+            if let Some(Ok(ev)) = Event::decode_from(t, serde_json::Deserializer::from_str(text)) {
+                ev.check()?;
+                return Ok(ev);
+            }
+        }
+        Event::from_json(bytes)
+    }
+
     /// Decodes one input line (no store fields allowed) and checks the catalogue's rules that
     /// one event can check alone ([`Event::check`]).
     pub fn from_json(bytes: &[u8]) -> Result<Event, DomainError> {
