@@ -712,20 +712,39 @@ impl Event {
     /// optional fields omitted. This is the body the store keeps.
     pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         // `{"type":"Name"` then the struct's own object, whose `{` becomes the `,` after the
-        // type (or, for an empty object, whose `{}` becomes the closing `}`): one buffer.
-        let mut out = Vec::with_capacity(640);
-        out.extend_from_slice(b"{\"type\":\"");
-        out.extend_from_slice(self.type_name().as_bytes());
-        out.push(b'"');
-        let at = out.len();
-        self.write_fields(&mut out)?;
-        if out.len() - at > 2 {
-            out[at] = b',';
-        } else {
-            out.truncate(at);
-            out.push(b'}');
+        // type (or, for an empty object, whose `{}` becomes the closing `}`), written into a
+        // buffer each thread reuses and copied out at its exact size: an import holds every
+        // body until the append, and a vector grown while writing kept ~30 % of it unused.
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        Ok(out)
+        SCRATCH.with(|cell| {
+            let mut fresh = Vec::new();
+            // Re-entered (a serializer that encodes an event): a buffer of its own.
+            let mut guard = cell.try_borrow_mut();
+            let out = match guard.as_deref_mut() {
+                Ok(b) => b,
+                Err(_) => &mut fresh,
+            };
+            out.clear();
+            out.extend_from_slice(b"{\"type\":\"");
+            out.extend_from_slice(self.type_name().as_bytes());
+            out.push(b'"');
+            let at = out.len();
+            self.write_fields(out)?;
+            if out.len() - at > 2 {
+                out[at] = b',';
+            } else {
+                out.truncate(at);
+                out.push(b'}');
+            }
+            let body = out.to_vec();
+            if out.capacity() > 1 << 20 {
+                // One huge event does not pin its buffer for the thread's life.
+                *out = Vec::new();
+            }
+            Ok(body)
+        })
     }
 
     /// The canonical JSON as a value.

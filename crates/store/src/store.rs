@@ -1259,7 +1259,8 @@ impl Store {
         let bytes: usize = fresh.iter().map(|&i| events[i].body.len() + 512).sum();
         let large = fresh.len() > self.large_batch_threshold || bytes > JOURNAL_RECORD_MAX;
         let mut head = publ.head;
-        let mut built: Vec<PendingEvent> = Vec::with_capacity(fresh.len());
+        // Only a small append keeps its events in memory (for the journal and the pending tail).
+        let mut built: Vec<PendingEvent> = Vec::with_capacity(if large { 0 } else { fresh.len() });
         let mut b = Vec::new();
         let mut w = if large {
             // A large append goes to sled directly, after the pending tail.
