@@ -396,7 +396,8 @@ mod tests {
             .collect();
         assert_eq!(seq.len(), 2000);
         // Only the 200 complete events can be encoded ahead: all of them when the decoding
-        // thread always encodes ahead, none when it never does, some in between.
+        // thread always encodes ahead, none when it never does; with the default backlog, as
+        // many as the threads' timing gives (the items must be the same either way).
         for (backlog, want) in [(0, Some(200)), (usize::MAX, Some(0)), (AHEAD_BACKLOG, None)] {
             let mut ahead = 0;
             let par: Vec<(u64, String)> = ParallelEvents::spawn_with(
@@ -417,9 +418,8 @@ mod tests {
             })
             .collect();
             assert_eq!(par, seq, "backlog {backlog}");
-            match want {
-                Some(w) => assert_eq!(ahead, w, "backlog {backlog}"),
-                None => assert!(ahead <= 200, "{ahead}"),
+            if let Some(w) = want {
+                assert_eq!(ahead, w, "backlog {backlog}");
             }
         }
     }

@@ -55,7 +55,7 @@ impl Edtf {
     /// A plain `YYYY`, `YYYY-MM` or `YYYY-MM-DD` (a real day of a month 01–12 of a year other
     /// than 0000), without the `edtf` crate's parser, which was ~5 % of an import's decoding;
     /// `None` for anything else, which [`Edtf::parse_full`] parses. The bounds come from the
-    /// same `date_bounds`, and a property test checks that both paths agree.
+    /// same `date_bounds`, and a unit test checks that both paths agree on ~6,000 strings.
     fn parse_plain(s: &str) -> Option<Edtf> {
         let b = s.as_bytes();
         let digits = |r: std::ops::Range<usize>| -> Option<u32> {

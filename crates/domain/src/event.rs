@@ -150,14 +150,6 @@ macro_rules! define_events {
             pub fn subject_field(&self) -> Option<&'static str> {
                 match self { $(Event::$Name(_) => define_events!(@subject_field $subject),)* }
             }
-            fn decode_fast(type_name: &str, bytes: &[u8]) -> Option<Result<Event, serde_json::Error>> {
-                // One UTF-8 check of the whole object is cheaper than serde_json's check of
-                // each string; invalid bytes take the slice path, which names the error.
-                match std::str::from_utf8(bytes) {
-                    Ok(text) => Event::decode_from(type_name, serde_json::Deserializer::from_str(text)),
-                    Err(_) => Event::decode_from(type_name, serde_json::Deserializer::from_slice(bytes)),
-                }
-            }
             fn decode_from<'de, R: serde_json::de::Read<'de>>(
                 type_name: &str,
                 mut de: serde_json::Deserializer<R>,
@@ -615,28 +607,25 @@ fn field_error(path: &str, inner: &serde_json::Error) -> DomainError {
 }
 
 impl Event {
-    /// [`Event::from_json`] for text already checked to be UTF-8 (the common path decodes it
-    /// without checking it again).
+    /// [`Event::from_json`] for text already checked to be UTF-8 (not checked again).
     pub fn from_json_str(text: &str) -> Result<Event, DomainError> {
-        let bytes = text.as_bytes();
-        if let Some(t) = quick_type(bytes) {
-            if let Some(Ok(ev)) = Event::decode_from(t, serde_json::Deserializer::from_str(text)) {
-                ev.check()?;
-                return Ok(ev);
-            }
-        }
-        Event::from_json(bytes)
+        Event::from_line(text.as_bytes(), Some(text))
     }
 
     /// Decodes one input line (no store fields allowed) and checks the catalogue's rules that
     /// one event can check alone ([`Event::check`]).
     pub fn from_json(bytes: &[u8]) -> Result<Event, DomainError> {
-        if let Some(Some(Ok(ev))) = quick_type(bytes).map(|t| Event::decode_fast(t, bytes)) {
+        Event::from_line(bytes, std::str::from_utf8(bytes).ok())
+    }
+
+    /// [`Event::from_json`], with `text` the same bytes when they are UTF-8.
+    fn from_line(bytes: &[u8], text: Option<&str>) -> Result<Event, DomainError> {
+        if let Some(Some(Ok(ev))) = quick_type(bytes).map(|t| Event::decode_as(t, bytes, text)) {
             ev.check()?;
             return Ok(ev);
         }
         let t = probe_type(bytes)?;
-        let ev = match Event::decode_fast(&t, bytes) {
+        let ev = match Event::decode_as(&t, bytes, text) {
             Some(Ok(ev)) => ev,
             _ => match Event::decode_with_path(&t, bytes) {
                 Some(Ok(ev)) => ev,
@@ -646,6 +635,21 @@ impl Event {
         };
         ev.check()?;
         Ok(ev)
+    }
+
+    /// Decodes `bytes` as a `type_name` event (`None`: no such type), through serde_json's
+    /// str reader when `text`, the same bytes checked as UTF-8 once, is given: cheaper than
+    /// serde_json's check of each string. Invalid bytes take the slice reader, which names
+    /// the error.
+    fn decode_as(
+        type_name: &str,
+        bytes: &[u8],
+        text: Option<&str>,
+    ) -> Option<Result<Event, serde_json::Error>> {
+        match text {
+            Some(text) => Event::decode_from(type_name, serde_json::Deserializer::from_str(text)),
+            None => Event::decode_from(type_name, serde_json::Deserializer::from_slice(bytes)),
+        }
     }
 
     /// Decodes a JSON value (for `record` from flags, corrections, upcasting).
@@ -680,9 +684,10 @@ impl Event {
         schema_version: u32,
         upcasters: &Upcasters,
     ) -> Result<Event, DomainError> {
+        let text = std::str::from_utf8(bytes).ok();
         if let Some(t) = quick_type(bytes) {
             if schema_version == current_schema_version(t) {
-                if let Some(Ok(ev)) = Event::decode_fast(t, bytes) {
+                if let Some(Ok(ev)) = Event::decode_as(t, bytes, text) {
                     return Ok(ev);
                 }
             }
@@ -690,7 +695,7 @@ impl Event {
         let t = probe_type(bytes)?;
         let current = current_schema_version(&t);
         if schema_version == current {
-            return match Event::decode_fast(&t, bytes) {
+            return match Event::decode_as(&t, bytes, text) {
                 Some(Ok(ev)) => Ok(ev),
                 _ => Event::from_json(bytes),
             };

@@ -275,14 +275,9 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
 
     /// Remembers the committed value of `id` the first time it changes in a batch.
     fn dirty(&mut self, id: &str) {
-        if !self.all_new() && !self.original.contains_key(id) {
-            let committed = self
-                .cache
-                .get(id)
-                .and_then(Option::as_deref)
-                .map(|r| Box::new(r.clone()));
-            self.original.insert(CompactString::from(id), committed);
-        }
+        let all_new = self.all_new();
+        let committed = self.cache.get(id).and_then(Option::as_deref);
+        remember(&mut self.original, all_new, id, committed);
     }
 
     /// The row for `id`.
@@ -301,11 +296,8 @@ impl<T: Serialize + DeserializeOwned + Clone + PartialEq> Rows<T> {
         let Some(Some(row)) = cache.get_mut(id) else {
             return Ok(None);
         };
-        // The committed value, the first time the row changes in a batch (a full build that
-        // has written nothing has no committed values to remember). One lookup per map.
-        if !all_new && !original.contains_key(id) {
-            original.insert(CompactString::from(id), Some(row.clone()));
-        }
+        // One lookup per map.
+        remember(original, all_new, id, Some(row));
         Ok(Some(&mut **row))
     }
 
@@ -556,6 +548,22 @@ const ROW_ENTRY_OVERHEAD: usize = 64;
 
 /// Rows a backed view keeps cached between batches.
 pub const ROW_CACHE_LIMIT: usize = 100_000;
+
+/// Records `committed` as the committed value of `id` the first time the row changes in a
+/// batch (a full build that has written nothing, `all_new`, has none to remember).
+fn remember<T: Clone>(
+    original: &mut HashMap<CompactString, Option<Box<T>>>,
+    all_new: bool,
+    id: &str,
+    committed: Option<&T>,
+) {
+    if !all_new && !original.contains_key(id) {
+        original.insert(
+            CompactString::from(id),
+            committed.map(|r| Box::new(r.clone())),
+        );
+    }
+}
 
 /// Index entries of one index value are spread over this many bucket rows (by a hash of the
 /// id), which keeps each row small (well under sled's blob threshold) as the store grows.

@@ -120,15 +120,16 @@ pub(crate) const EXTERNAL: u8 = 0x80;
 /// zstd level for packs (level 3 was 1 % smaller and slower on the benchmark workload).
 const ZSTD_LEVEL: i32 = 1;
 
+type Compressor = zstd::bulk::Compressor<'static>;
+type Decompressor = zstd::bulk::Decompressor<'static>;
+/// A zstd context per thread, made at its first use.
+type Ctx<T> = std::cell::RefCell<Option<T>>;
+
 thread_local! {
-    static ZSTD_C: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
-    static ZSTD_D: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
-    static ROW_C: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
-    static ROW_D: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
+    static ZSTD_C: Ctx<Compressor> = const { std::cell::RefCell::new(None) };
+    static ZSTD_D: Ctx<Decompressor> = const { std::cell::RefCell::new(None) };
+    static ROW_C: Ctx<Compressor> = const { std::cell::RefCell::new(None) };
+    static ROW_D: Ctx<Decompressor> = const { std::cell::RefCell::new(None) };
 }
 
 /// The raw-content dictionary of compressed view rows (since format 6): the rows of the
@@ -141,62 +142,70 @@ pub(crate) const ROW_DICT: &[u8] = include_bytes!("row_dict.bin");
 /// smaller in 85 ms (level 1 with it: 2.78×, 81 ms).
 const ROW_LEVEL: i32 = -1;
 
-/// zstd-compresses a view row with [`ROW_DICT`]; `None` if zstd fails.
-pub(crate) fn zstd_compress_row(raw: &[u8]) -> Option<Vec<u8>> {
-    ROW_C.with(|c| {
+/// Compresses `raw` with this thread's context in `ctx` (made by `make`); `None` if zstd
+/// fails.
+fn compress_with(
+    ctx: &'static std::thread::LocalKey<Ctx<Compressor>>,
+    make: fn() -> std::io::Result<Compressor>,
+    raw: &[u8],
+) -> Option<Vec<u8>> {
+    ctx.with(|c| {
         let mut c = c.borrow_mut();
         if c.is_none() {
-            *c = zstd::bulk::Compressor::with_dictionary(ROW_LEVEL, ROW_DICT).ok();
+            *c = make().ok();
         }
         c.as_mut()?.compress(raw).ok()
     })
+}
+
+/// Decompresses `payload` to `raw_len` bytes with this thread's context in `ctx`.
+fn decompress_with(
+    ctx: &'static std::thread::LocalKey<Ctx<Decompressor>>,
+    make: fn() -> std::io::Result<Decompressor>,
+    payload: &[u8],
+    raw_len: usize,
+) -> Result<Vec<u8>, String> {
+    ctx.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(make().map_err(|e| format!("zstd decompressor unavailable: {e}"))?);
+        }
+        let d = d
+            .as_mut()
+            .ok_or_else(|| "zstd decompressor unavailable".to_string())?;
+        d.decompress(payload, raw_len)
+            .map_err(|e| format!("zstd decompression failed: {e}"))
+    })
+}
+
+/// zstd-compresses a view row with [`ROW_DICT`]; `None` if zstd fails.
+pub(crate) fn zstd_compress_row(raw: &[u8]) -> Option<Vec<u8>> {
+    compress_with(
+        &ROW_C,
+        || Compressor::with_dictionary(ROW_LEVEL, ROW_DICT),
+        raw,
+    )
 }
 
 /// Decompresses a view row made by [`zstd_compress_row`].
 pub(crate) fn zstd_decompress_row(payload: &[u8], raw_len: usize) -> Result<Vec<u8>, String> {
-    ROW_D.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.is_none() {
-            *d = Some(
-                zstd::bulk::Decompressor::with_dictionary(ROW_DICT)
-                    .map_err(|e| format!("zstd decompressor unavailable: {e}"))?,
-            );
-        }
-        let d = d
-            .as_mut()
-            .ok_or_else(|| "zstd decompressor unavailable".to_string())?;
-        d.decompress(payload, raw_len)
-            .map_err(|e| format!("zstd decompression failed: {e}"))
-    })
+    decompress_with(
+        &ROW_D,
+        || Decompressor::with_dictionary(ROW_DICT),
+        payload,
+        raw_len,
+    )
 }
 
 /// zstd-compresses `raw` with a per-thread context; `None` if zstd fails.
 pub(crate) fn zstd_compress(raw: &[u8]) -> Option<Vec<u8>> {
-    ZSTD_C.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.is_none() {
-            *c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
-        }
-        c.as_mut()?.compress(raw).ok()
-    })
+    compress_with(&ZSTD_C, || Compressor::new(ZSTD_LEVEL), raw)
 }
 
 pub(crate) fn zstd_decompress(payload: &[u8], raw_len: usize) -> Result<Vec<u8>, String> {
-    ZSTD_D.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.is_none() {
-            *d = Some(
-                zstd::bulk::Decompressor::new()
-                    .map_err(|e| format!("zstd decompressor unavailable: {e}"))?,
-            );
-        }
-        let d = d
-            .as_mut()
-            .ok_or_else(|| "zstd decompressor unavailable".to_string())?;
-        d.decompress(payload, raw_len)
-            .map_err(|e| format!("zstd decompression failed: {e}"))
-    })
+    decompress_with(&ZSTD_D, Decompressor::new, payload, raw_len)
 }
+
 /// Pack header length in bytes.
 pub(crate) const PACK_HEADER_LEN: usize = 27;
 /// A pack stops taking events once its raw payload would exceed this.

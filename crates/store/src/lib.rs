@@ -50,8 +50,8 @@
 //! generation awaiting deletion. One tree per generation, `view-gen-<gen>`: `M` → view
 //! metadata; `R ‖ key` → row (stored zstd-compressed with the row dictionary when that is
 //! smaller). A commit writes rows, checkpoint, version and the order-independent digest in one
-//! batch of the generation's
-//! tree; a swap is one pointer write; a replaced generation goes with one `drop_tree`.
+//! batch of the generation's tree; a swap is one pointer write; a replaced generation goes
+//! with one `drop_tree`.
 //!
 //! # Atomicity and durability rules
 //!
@@ -61,7 +61,8 @@
 //!   in one small batch.
 //!   Readers never see unpublished data (they bound reads by the head; runs are visible only
 //!   through `Mruns`). Open removes packs past the head, cuts the pack file to its published
-//!   length and, when `Mpending` is present, removes runs not in the list. A failed large append cleans up in-process, or poisons the writer.
+//!   length and, when `Mpending` is present, removes runs not in the list. A failed large
+//!   append cleans up in-process, or poisons the writer.
 //! - A small append (≤ 4096 new events) is written as one record to the append journal
 //!   `<dir>/journal` (see `journal.rs`) and joins an in-memory pending tail; `append` returns
 //!   after an `fdatasync` of the journal, shared by concurrent appenders (group commit). The

@@ -8,12 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use chrono::{DateTime, Utc};
+use compact_str::CompactString;
 use uuid::Uuid;
 
 use crate::codec::{self, ExternalPack, HeadRec, PackBuilder, PackHeader, PackPointer};
 use crate::error::{corrupt, Result, StoreError};
-use compact_str::CompactString;
-
 use crate::index::{self, Entry, IndexState};
 use crate::journal::{Journal, Record};
 use crate::types::*;
@@ -22,7 +21,7 @@ use crate::types::*;
 /// hasher: fast, and deterministic from run to run. (A hand-written FxHash mixed too little for
 /// hashbrown, which takes the bucket from the low bits: stream names that differ only in their
 /// last digits collided, and a 100k import spent ~40 ms probing in the stream-version map.)
-pub(crate) type FxMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// The store format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 6;
@@ -70,7 +69,7 @@ struct Pending {
     /// The logical state: `published` plus these events.
     state: Published,
     /// Event id → seq, stream → version, of the pending events.
-    ids: FxMap<Uuid, u64>,
+    ids: FastMap<Uuid, u64>,
     versions: HashMap<String, u64>,
     new_streams: u64,
     bytes: usize,
@@ -603,7 +602,7 @@ impl Store {
     }
 
     /// Where each id is stored (absent = not stored).
-    pub(crate) fn lookup_ids(&self, ids: &[Uuid]) -> Result<FxMap<Uuid, u64>> {
+    pub(crate) fn lookup_ids(&self, ids: &[Uuid]) -> Result<FastMap<Uuid, u64>> {
         let mut out = self.lookup_ids_applied(ids)?;
         if self.has_pending.load(Ordering::SeqCst) {
             let p = lock(&self.pending);
@@ -616,16 +615,16 @@ impl Store {
         Ok(out)
     }
 
-    fn lookup_ids_applied(&self, ids: &[Uuid]) -> Result<FxMap<Uuid, u64>> {
+    fn lookup_ids_applied(&self, ids: &[Uuid]) -> Result<FastMap<Uuid, u64>> {
         if self.index_state().runs.is_empty() {
-            return Ok(FxMap::default());
+            return Ok(FastMap::default());
         }
         let mut keys: Vec<Vec<u8>> = ids.iter().map(index::id_entry).collect();
         keys.sort_unstable();
         keys.dedup();
         let found =
             self.with_index(|st| index::floor_many(&self.log, &st.runs, &keys, &|q, k| q == k))?;
-        let mut out = FxMap::default();
+        let mut out = FastMap::default();
         for (k, e) in keys.iter().zip(found) {
             if let (Some((_, seq)), Ok(id)) = (e, Uuid::from_slice(&k[1..])) {
                 out.insert(id, seq);
@@ -640,7 +639,7 @@ impl Store {
     pub(crate) fn lookup_versions<'a>(
         &self,
         streams: impl Iterator<Item = &'a str>,
-    ) -> Result<FxMap<CompactString, u64>> {
+    ) -> Result<FastMap<CompactString, u64>> {
         let mut out = self.lookup_versions_applied(streams)?;
         if self.has_pending.load(Ordering::SeqCst) {
             let p = lock(&self.pending);
@@ -656,8 +655,8 @@ impl Store {
     fn lookup_versions_applied<'a>(
         &self,
         streams: impl Iterator<Item = &'a str>,
-    ) -> Result<FxMap<CompactString, u64>> {
-        let mut out: FxMap<CompactString, u64> = FxMap::default();
+    ) -> Result<FastMap<CompactString, u64>> {
+        let mut out: FastMap<CompactString, u64> = FastMap::default();
         for s in streams {
             if !out.contains_key(s) {
                 out.insert(CompactString::from(s), 0);
@@ -673,7 +672,9 @@ impl Store {
         let found = self.with_index(|st| index::floor_many(&self.log, &st.runs, &keys, &keep))?;
         for (s, e) in names.iter().zip(found) {
             if let Some(v) = e.and_then(|(k, _)| index::parse_stream_entry(&k).map(|x| x.1)) {
-                out.insert(s.clone(), v);
+                if let Some(slot) = out.get_mut(s.as_str()) {
+                    *slot = v;
+                }
             }
         }
         Ok(out)
@@ -1165,7 +1166,7 @@ impl Store {
         let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
         let stored = self.lookup_ids(&ids)?;
         let mut positions: Vec<Option<Position>> = vec![None; events.len()];
-        let mut in_batch: FxMap<Uuid, usize> = FxMap::default();
+        let mut in_batch: FastMap<Uuid, usize> = FastMap::default();
         in_batch.reserve(events.len());
         let mut fresh = Vec::with_capacity(events.len());
         for (i, e) in events.iter().enumerate() {
@@ -1533,7 +1534,7 @@ impl Drop for Store {
 fn fill_batch_dups(
     events: &[NewEvent],
     mut positions: Vec<Option<Position>>,
-    in_batch: &FxMap<Uuid, usize>,
+    in_batch: &FastMap<Uuid, usize>,
 ) -> Vec<Position> {
     for i in 0..events.len() {
         if positions[i].is_none() {

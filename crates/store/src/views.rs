@@ -258,12 +258,7 @@ fn fold_changes(
         let old: Option<Vec<u8>> = match (overlay.get(k.as_slice()), tree) {
             (Some(o), _) => o.map(|x| x.to_vec()),
             (None, None) => None,
-            (None, Some(tree)) => match tree.get(&rk)? {
-                Some(x) => {
-                    Some(decode_row(&x).map_err(|d| bad_view(ns, &format!("damaged row: {d}")))?)
-                }
-                None => None,
-            },
+            (None, Some(tree)) => read_row(ns, tree, &rk)?,
         };
         if let Some(o) = &old {
             sub_lanes(&mut lanes, &row_lanes(k, o));
@@ -302,17 +297,20 @@ pub struct ViewReader {
 impl ViewReader {
     /// The row at `key` (its stored form decoded).
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let Some(tree) = &self.tree else {
-            return Ok(None);
-        };
-        match tree.get(row_key(key))? {
-            Some(v) => {
-                Ok(Some(decode_row(&v).map_err(|d| {
-                    bad_view(&self.ns, &format!("damaged row: {d}"))
-                })?))
-            }
+        match &self.tree {
+            Some(tree) => read_row(&self.ns, tree, &row_key(key)),
             None => Ok(None),
         }
+    }
+}
+
+/// The row stored at row key `rk` of namespace `ns`'s generation `tree`, decoded.
+fn read_row(ns: &str, tree: &sled::Tree, rk: &[u8]) -> Result<Option<Vec<u8>>> {
+    match tree.get(rk)? {
+        Some(v) => Ok(Some(
+            decode_row(&v).map_err(|d| bad_view(ns, &format!("damaged row: {d}")))?,
+        )),
+        None => Ok(None),
     }
 }
 
@@ -1112,10 +1110,8 @@ mod tests {
         // Stored rows name the dictionary only by their tag: other bytes would misread them.
         use sha2::{Digest, Sha256};
         let d: [u8; 32] = Sha256::digest(codec::ROW_DICT).into();
-        let mut hex = Vec::new();
-        codec::push_hex(&mut hex, &d);
         assert_eq!(
-            String::from_utf8(hex).expect("hex"),
+            codec::to_hex(&d),
             "d1be893bfb733aea1077e61786437766558f9e111759d2c0b9feb4a2f82a213f"
         );
     }
