@@ -1622,6 +1622,8 @@ pub(crate) struct LogWriter<'s> {
     id_entries: Vec<([u8; 16], u64)>,
     entries: Vec<Entry>,
     sealed: Vec<PackBuilder>,
+    /// A large write's pack compression, one chunk behind the loop that builds the packs.
+    zstd: PackPipeline,
     wrote_pending: bool,
     /// Where a large write's next pack payload goes in the pack file (starts at the
     /// published length).
@@ -1677,6 +1679,7 @@ impl<'s> LogWriter<'s> {
             id_entries: Vec::new(),
             entries: Vec::new(),
             sealed: Vec::new(),
+            zstd: PackPipeline::default(),
             wrote_pending: false,
             pack_pos: store.packs_len.load(Ordering::Acquire),
         })
@@ -1705,7 +1708,7 @@ impl<'s> LogWriter<'s> {
         if self.pack.would_overflow(b.len()) {
             self.seal_pack();
             if self.large && self.batch_events >= self.store.chunk_events {
-                self.write_chunk()?;
+                self.write_chunk(false)?;
             }
         }
         self.head.seq += 1;
@@ -1719,11 +1722,13 @@ impl<'s> LogWriter<'s> {
         Ok(())
     }
 
-    fn write_chunk(&mut self) -> Result<()> {
+    /// Writes a chunk: hands the sealed packs to the compression thread, writes the packs it
+    /// has finished (the previous chunk's; with `drain`, all of them) to the pack file, and
+    /// applies the batch with their pointers.
+    fn write_chunk(&mut self, drain: bool) -> Result<()> {
         let packs = std::mem::take(&mut self.sealed);
-        if !packs.is_empty() {
-            let encoded = encode_parallel(&packs)?;
-            drop(packs);
+        self.zstd.send(packs);
+        while let Some(encoded) = self.zstd.receive(drain)? {
             self.write_external(&encoded)?;
         }
         let mut batch = std::mem::take(&mut self.batch);
@@ -1763,7 +1768,7 @@ impl<'s> LogWriter<'s> {
             bytes += v.len();
             self.batch.insert(k, v);
             if self.large && bytes > 4 << 20 {
-                self.write_chunk()?;
+                self.write_chunk(false)?;
                 bytes = 0;
             }
         }
@@ -1774,7 +1779,7 @@ impl<'s> LogWriter<'s> {
             runs,
         };
         if self.large {
-            self.write_chunk()?;
+            self.write_chunk(true)?;
             // One fsync for all chunks (the pack file's, then sled's), then the small
             // publishing step.
             if self.pack_pos > self.start_pack_len() {
@@ -1863,40 +1868,104 @@ fn insert_pack(batch: &mut sled::Batch, first: u64, parts: Vec<Vec<u8>>) {
     }
 }
 
-/// Compresses packs for the pack file on up to 4 threads, in order.
-fn encode_parallel(packs: &[PackBuilder]) -> Result<Vec<ExternalPack>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4);
-    if packs.len() < 2 || threads == 1 {
-        return Ok(packs.iter().map(PackBuilder::encode_external).collect());
-    }
-    let per = packs.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = packs
-            .chunks(per)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(PackBuilder::encode_external)
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(packs.len());
-        for h in handles {
-            match h.join() {
-                Ok(v) => out.extend(v),
-                Err(_) => {
-                    return Err(StoreError::Poisoned(
-                        "pack compression thread panicked".into(),
-                    ))
-                }
-            }
+/// A large write's pack compression on a thread of its own, pipelined one chunk behind the
+/// writer: while the thread compresses chunk k, the writer hashes and packs chunk k+1 (an
+/// import's views are prepared on the other core meanwhile). Chunks come back in the order
+/// they were sent. Started at the first chunk; if no thread can be started, chunks are
+/// compressed on the writer's thread.
+#[derive(Default)]
+struct PackPipeline {
+    worker: Option<PackWorker>,
+    /// Chunks compressed on the writer's thread (no worker), not yet written.
+    inline: std::collections::VecDeque<Vec<ExternalPack>>,
+    /// Chunks sent to the worker and not yet received.
+    in_flight: usize,
+    started: bool,
+}
+
+struct PackWorker {
+    to: std::sync::mpsc::Sender<Vec<PackBuilder>>,
+    from: std::sync::mpsc::Receiver<Vec<ExternalPack>>,
+}
+
+impl PackPipeline {
+    /// Hands a chunk's sealed packs over for compression.
+    fn send(&mut self, packs: Vec<PackBuilder>) {
+        if packs.is_empty() {
+            return;
         }
-        Ok(out)
-    })
+        if !self.started {
+            self.started = true;
+            self.worker = PackWorker::spawn();
+        }
+        let packs = match self.worker.as_ref() {
+            Some(w) => match w.to.send(packs) {
+                Ok(()) => {
+                    self.in_flight += 1;
+                    return;
+                }
+                // The worker is gone (it panicked): `receive` reports it; compress here.
+                Err(std::sync::mpsc::SendError(packs)) => packs,
+            },
+            None => packs,
+        };
+        self.inline
+            .push_back(packs.iter().map(PackBuilder::encode_external).collect());
+    }
+
+    /// The next compressed chunk, in order: one is left with the worker unless `drain`.
+    fn receive(&mut self, drain: bool) -> Result<Option<Vec<ExternalPack>>> {
+        if let Some(done) = self.inline.pop_front() {
+            return Ok(Some(done));
+        }
+        if self.in_flight == 0 || (!drain && self.in_flight == 1) {
+            return Ok(None);
+        }
+        let w = self
+            .worker
+            .as_ref()
+            .ok_or_else(|| StoreError::Poisoned("pack compression thread missing".into()))?;
+        match w.from.recv() {
+            Ok(done) => {
+                self.in_flight -= 1;
+                Ok(Some(done))
+            }
+            Err(_) => Err(StoreError::Poisoned(
+                "pack compression thread panicked".into(),
+            )),
+        }
+    }
+}
+
+impl PackWorker {
+    fn spawn() -> Option<PackWorker> {
+        let (to, jobs) = std::sync::mpsc::channel::<Vec<PackBuilder>>();
+        let (done, from) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("pack-zstd".into())
+            .spawn(move || {
+                for packs in jobs {
+                    let encoded: Vec<ExternalPack> =
+                        packs.iter().map(PackBuilder::encode_external).collect();
+                    // The raw packs are freed here, not on the writer's thread.
+                    drop(packs);
+                    if done.send(encoded).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(PackWorker { to, from })
+    }
+}
+
+impl fmt::Debug for PackPipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PackPipeline")
+            .field("worker", &self.worker.is_some())
+            .field("in_flight", &self.in_flight)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Streaming iterator over the log, decompressing one pack at a time.
@@ -2032,5 +2101,59 @@ impl Iterator for LogIter<'_> {
         let e = self.buf.pop_front()?;
         self.next = e.seq + 1;
         Some(Ok(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(first: u64, packs: u64) -> Vec<PackBuilder> {
+        (0..packs)
+            .map(|i| {
+                let mut p = PackBuilder::new(first + i);
+                p.push(format!("{{\"n\":{}}}", first + i).as_bytes(), 0);
+                p
+            })
+            .collect()
+    }
+
+    fn seqs(done: &[ExternalPack]) -> Vec<u64> {
+        done.iter().map(|p| p.first_seq).collect()
+    }
+
+    #[test]
+    fn pack_pipeline_keeps_one_chunk_in_flight_and_returns_chunks_in_order() {
+        let mut p = PackPipeline::default();
+        p.send(chunk(1, 3));
+        assert!(
+            p.receive(false).unwrap().is_none(),
+            "the first chunk stays in flight"
+        );
+        p.send(Vec::new());
+        p.send(chunk(4, 2));
+        assert_eq!(seqs(&p.receive(false).unwrap().unwrap()), [1, 2, 3]);
+        assert!(p.receive(false).unwrap().is_none());
+        p.send(chunk(6, 1));
+        p.send(chunk(7, 2));
+        let mut drained = Vec::new();
+        while let Some(done) = p.receive(true).unwrap() {
+            drained.extend(seqs(&done));
+        }
+        assert_eq!(drained, [4, 5, 6, 7, 8]);
+        assert_eq!(p.in_flight, 0);
+    }
+
+    #[test]
+    fn pack_pipeline_without_a_thread_compresses_inline() {
+        let mut p = PackPipeline {
+            started: true,
+            ..PackPipeline::default()
+        };
+        p.send(chunk(1, 2));
+        let done = p.receive(false).unwrap().unwrap();
+        assert_eq!(seqs(&done), [1, 2]);
+        assert!(done.iter().all(|e| e.header.is_external()));
+        assert!(p.receive(true).unwrap().is_none());
     }
 }
