@@ -977,9 +977,13 @@ pub fn apply_changes(target: &Event, changes: &[Change]) -> Result<Event, Domain
 ///
 /// The body is kept only while it is the event's: the setters clear it, and an event without
 /// `event_id` or `recorded_by` (which the importer fills in) is not encoded ahead at all.
+///
+/// The event is boxed: an `Event` is ~560 bytes, and an import moves each one from the reading
+/// thread's chunk through validation into the views' fold; moving a pointer instead was
+/// ~3 % of a 100k import's CPU.
 #[derive(Debug, Clone)]
 pub struct Encoded {
-    event: Event,
+    event: Box<Event>,
     body: Option<Vec<u8>>,
 }
 
@@ -989,7 +993,10 @@ impl Encoded {
     pub fn new(event: Event) -> Self {
         let complete = event.event_id().is_some() && event.common().recorded_by.is_some();
         let body = if complete { event.to_json().ok() } else { None };
-        Encoded { event, body }
+        Encoded {
+            event: Box::new(event),
+            body,
+        }
     }
 
     /// The event.
@@ -1010,7 +1017,7 @@ impl Encoded {
     }
 
     /// The event and the body encoded ahead, if any.
-    pub fn into_parts(self) -> (Event, Option<Vec<u8>>) {
+    pub fn into_parts(self) -> (Box<Event>, Option<Vec<u8>>) {
         (self.event, self.body)
     }
 }
@@ -1018,7 +1025,10 @@ impl Encoded {
 impl From<Event> for Encoded {
     /// Wraps `event` without encoding it: [`crate::Validator::check_encoded`] encodes it.
     fn from(event: Event) -> Self {
-        Encoded { event, body: None }
+        Encoded {
+            event: Box::new(event),
+            body: None,
+        }
     }
 }
 

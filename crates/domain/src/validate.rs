@@ -189,7 +189,7 @@ impl<'c, C: Context> Validator<'c, C> {
 
     /// [`Validator::check`] for an event whose canonical JSON may have been encoded ahead
     /// (on a decoding thread): the body is used as it is instead of being encoded again.
-    pub fn check_encoded(&mut self, event: Encoded) -> Result<(Event, Verdict), DomainError> {
+    pub fn check_encoded(&mut self, event: Encoded) -> Result<(Box<Event>, Verdict), DomainError> {
         let (event, ahead) = event.into_parts();
         let body = match ahead {
             Some(b) => b,

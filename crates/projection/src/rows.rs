@@ -26,8 +26,8 @@ pub struct Recorded {
     pub stream_version: u64,
     /// When the store appended it.
     pub recorded_at: String,
-    /// The event.
-    pub event: Event,
+    /// The event (boxed: it is ~560 bytes, and folds move records around).
+    pub event: Box<Event>,
     /// Its hash (hex); empty when decoded for the views, which do not use it.
     pub hash: String,
 }

@@ -325,7 +325,7 @@ impl Context for StoreContext<'_> {
         match self.t.store.get_by_id(id.0).map_err(|e| self.fail(e))? {
             Some(se) => {
                 let rec = decode(&se, &self.t.upcasters).map_err(|e| self.fail(e))?;
-                Ok(Some((rec.stream, rec.event)))
+                Ok(Some((rec.stream, *rec.event)))
             }
             None => Ok(None),
         }
@@ -340,7 +340,7 @@ impl Context for StoreContext<'_> {
             .iter()
             .map(|se| {
                 decode(se, &self.t.upcasters)
-                    .map(|r| r.event)
+                    .map(|r| *r.event)
                     .map_err(|e| self.fail(e))
             })
             .collect()
@@ -666,7 +666,7 @@ impl Tracker {
                             touched.insert(stream.as_str().into());
                             report.commitments.push(stream.clone());
                         }
-                        if matches!(ev, Event::EventCorrected(_) | Event::EventRetracted(_)) {
+                        if matches!(*ev, Event::EventCorrected(_) | Event::EventRetracted(_)) {
                             views = None;
                         }
                         if let Some(set) = views.as_mut().filter(|_| !dry_run) {
@@ -1190,7 +1190,7 @@ impl Tracker {
             }
             let maybe_commitment = rec.event.commitment_id().is_some()
                 || matches!(
-                    rec.event,
+                    *rec.event,
                     Event::EventCorrected(_) | Event::EventRetracted(_)
                 );
             if maybe_commitment && from > 1 && seen.insert(rec.stream.clone()) {
@@ -1340,7 +1340,7 @@ impl Tracker {
 /// The audit trail of one stream's events: status and due before and after each, what
 /// became of it (applied, invalidated, retracted), and the corrections against it.
 fn history_rows(recs: &[Recorded]) -> Vec<HistoryRow> {
-    let refs: Vec<&Event> = recs.iter().map(|r| &r.event).collect();
+    let refs: Vec<&Event> = recs.iter().map(|r| &*r.event).collect();
     let fold = fold_stream(&refs);
     let is_commitment = recs
         .first()
@@ -1348,7 +1348,7 @@ fn history_rows(recs: &[Recorded]) -> Vec<HistoryRow> {
     let mut out = Vec::with_capacity(recs.len());
     for (r, step) in recs.iter().zip(fold.steps) {
         let c = r.event.common();
-        let target = match &r.event {
+        let target = match &*r.event {
             Event::EventCorrected(e) => Some(e.target_event_id.to_string()),
             Event::EventRetracted(e) => Some(e.target_event_id.to_string()),
             _ => None,
@@ -1357,7 +1357,7 @@ fn history_rows(recs: &[Recorded]) -> Vec<HistoryRow> {
             Effect::Applied => ("applied".to_owned(), None),
             Effect::Invalidated(why) => ("invalidated".to_owned(), Some(why.clone())),
             Effect::Retracted(by) => ("retracted".to_owned(), Some(format!("retracted by {by}"))),
-            Effect::Meta if matches!(r.event, Event::EventCorrected(_)) => {
+            Effect::Meta if matches!(*r.event, Event::EventCorrected(_)) => {
                 ("correction".to_owned(), None)
             }
             Effect::Meta => ("retraction".to_owned(), None),

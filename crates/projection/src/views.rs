@@ -61,7 +61,7 @@ impl Refolded {
         let first = self.events.first()?;
         match self.fold.effective.first().cloned().flatten() {
             Some(patched) => Some((patched, false)),
-            None => Some((first.event.clone(), true)),
+            None => Some(((*first.event).clone(), true)),
         }
     }
 
@@ -75,7 +75,7 @@ impl Env<'_> {
     /// Reads `stream` up to `upto` and folds it.
     pub fn refold(&self, stream: &str, upto: u64) -> Result<Refolded> {
         let events = self.stream_upto(stream, upto)?;
-        let refs: Vec<&Event> = events.iter().map(|r| &r.event).collect();
+        let refs: Vec<&Event> = events.iter().map(|r| &*r.event).collect();
         let fold = fold_stream(&refs);
         Ok(Refolded { events, fold })
     }
@@ -101,7 +101,7 @@ fn decode_for_views(se: &StoredEvent, upcasters: &Upcasters) -> Result<Recorded>
         stream: se.stream.clone(),
         stream_version: se.stream_version,
         recorded_at: se.recorded_at.clone(),
-        event,
+        event: Box::new(event),
         hash: String::new(),
     })
 }
@@ -284,10 +284,10 @@ impl Projection for CallsView {
 
     fn apply(rec: &Recorded, rows: &mut Rows<CallRow>, env: &Env<'_>) -> Result<()> {
         let backing = env.backing();
-        match &rec.event {
+        match &*rec.event {
             Event::CallHeld(c) => rows.put(backing, &rec.stream, Some(call_row(c, rec.seq)))?,
             Event::ConsultationAgreed(_) | Event::InvitationExtended(_) => {
-                let origin = match &rec.event {
+                let origin = match &*rec.event {
                     Event::ConsultationAgreed(e) => e.origin.as_ref(),
                     Event::InvitationExtended(e) => e.origin.as_ref(),
                     _ => None,
@@ -322,7 +322,7 @@ impl DocumentsView {
         let mut row: Option<DocumentRow> = None;
         for (i, eff) in fold.effective.iter().enumerate() {
             let seq = events[i].seq;
-            match (eff, &events[i].event) {
+            match (eff, &*events[i].event) {
                 (Some(Event::AgreementSigned(a)), _) => row = Some(signed_row(a, seq)),
                 (None, Event::AgreementSigned(a)) if !is_meta(&events[i].event) => {
                     let mut r = signed_row(a, seq);
@@ -379,7 +379,7 @@ impl Projection for DocumentsView {
 
     fn apply(rec: &Recorded, rows: &mut Rows<DocumentRow>, env: &Env<'_>) -> Result<()> {
         let backing = env.backing();
-        match &rec.event {
+        match &*rec.event {
             Event::AgreementSigned(a) => {
                 rows.put(backing, &rec.stream, Some(signed_row(a, rec.seq)))?
             }
@@ -427,7 +427,7 @@ impl Projection for SourcesView {
 
     fn apply(rec: &Recorded, rows: &mut Rows<SourceRow>, env: &Env<'_>) -> Result<()> {
         let backing = env.backing();
-        match &rec.event {
+        match &*rec.event {
             Event::SourceRegistered(s) => {
                 rows.put(backing, &rec.stream, Some(source_row(s, rec.seq)))?
             }
