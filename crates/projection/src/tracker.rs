@@ -726,23 +726,26 @@ impl Tracker {
         if dry_run || validator.accepted().is_empty() {
             return Ok(report);
         }
-        let batch: Vec<NewEvent> = validator
-            .into_accepted()
-            .into_iter()
-            .map(|a| NewEvent {
-                event_id: a.event_id.0,
-                stream: a.stream,
-                event_type: a.type_name.to_owned(),
-                schema_version: commitments_domain::current_schema_version(a.type_name),
-                body: a.body,
-            })
-            .collect();
+        let accepted = validator.into_accepted();
+        let to_batch = move || -> Vec<NewEvent> {
+            accepted
+                .into_iter()
+                .map(|a| NewEvent {
+                    event_id: a.event_id.0,
+                    stream: a.stream,
+                    event_type: a.type_name.to_owned(),
+                    schema_version: commitments_domain::current_schema_version(a.type_name),
+                    body: a.body,
+                })
+                .collect()
+        };
         // The views' rows are taken and encoded (serialised, compressed, hashed for the
         // digest) on a second thread while the log is appended: that work needs only the
         // views, and the append leaves a core idle for most of its time. Views that do not
         // exist yet (a first import) are also written there, into generations that are
-        // published only once the append is durable.
-        let (outcome, views) = match views {
+        // published only once the append is durable. The preparation starts before the
+        // accepted events become the store's batch, so that it has the other core meanwhile.
+        let (batch, outcome, views) = match views {
             Some(set) => std::thread::scope(|s| {
                 let prepare = s.spawn(|| {
                     let fault = self
@@ -765,13 +768,18 @@ impl Tracker {
                     }
                     Ok::<_, ProjectionError>(prepared)
                 });
+                let batch = to_batch();
                 let outcome = self.store.append(&batch, &[]);
                 let prepared = prepare
                     .join()
                     .unwrap_or_else(|p| std::panic::resume_unwind(p));
-                (outcome, Some(prepared))
+                (batch, outcome, Some(prepared))
             }),
-            None => (self.store.append(&batch, &[]), None),
+            None => {
+                let batch = to_batch();
+                let outcome = self.store.append(&batch, &[]);
+                (batch, outcome, None)
+            }
         };
         // Views prepared for the events exactly where the store placed them are committed;
         // otherwise (a failed append too) what was staged is dropped, best effort: what is
