@@ -2133,6 +2133,7 @@ impl Iterator for LogIter<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
