@@ -14,12 +14,11 @@
 //!
 //! A generation's rows and metadata are one tree, so one batch commits both atomically.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use crate::codec::{self, be_u64};
 use crate::error::{corrupt, Result, StoreError};
-use crate::store::{lock, Store};
+use crate::store::{lock, FastMap, Store};
 use crate::types::ViewMeta;
 
 const K_GEN_COUNTER: &[u8] = b"C";
@@ -252,7 +251,8 @@ fn fold_changes(
     put: &mut RowPut<'_>,
 ) -> Result<()> {
     let mut lanes = to_lanes(&meta.digest);
-    let mut overlay: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
+    let mut overlay: FastMap<&[u8], Option<&[u8]>> = FastMap::default();
+    overlay.reserve(changes.len());
     for (((k, v), enc), new_lanes) in changes.iter().zip(&encoded.stored).zip(&encoded.lanes) {
         let rk = row_key(k);
         let old: Option<Vec<u8>> = match (overlay.get(k.as_slice()), tree) {
