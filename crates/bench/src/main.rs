@@ -605,8 +605,8 @@ fn e2e(
         dir_size(&store) as f64 / fs::metadata(file)?.len() as f64,
     );
     // Each command after the import starts once the previous one's writes are on disk (the
-    // import's 46 MB at 100k, the rebuild's view rows), as the phases do: measured during
-    // that writeback, a 10k rebuild took 2.5x its settled time and `history` on 1M 4x.
+    // import's 46 MB at 100k, the rebuild's view rows), as the phases do: the 10k rebuild
+    // measured behind the import's writeback took ~2.5x its settled time.
     settle();
     let (secs, rss, _) = timed(&mut cmd(&["rebuild"]))?;
     f.insert("rebuild_eps", n as f64 / secs);
