@@ -1685,8 +1685,9 @@ impl<'s> LogWriter<'s> {
         })
     }
 
-    /// Closes the current pack (a new one starts at the next seq). Large writes compress
-    /// their packs in parallel when the chunk is written; small ones encode it right away.
+    /// Closes the current pack (a new one starts at the next seq). Large writes hand their
+    /// packs to the compression thread when the chunk is written ([`PackPipeline`]); small
+    /// ones encode it right away.
     fn seal_pack(&mut self) {
         let next = PackBuilder::new(self.head.seq + 1);
         let pack = std::mem::replace(&mut self.pack, next);
