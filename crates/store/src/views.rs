@@ -30,7 +30,7 @@ fn ns_key(ns: &str) -> Vec<u8> {
     k
 }
 
-const GEN_TREE_PREFIX: &str = "view-gen-";
+pub(crate) const GEN_TREE_PREFIX: &str = "view-gen-";
 const K_META: &[u8] = b"M";
 const P_ROW: u8 = b'R';
 
