@@ -68,7 +68,8 @@ impl<'de> Deserialize<'de> for Country {
 /// A subject id (source, call, document or commitment): `[a-z0-9][a-z0-9._-]{0,79}`.
 ///
 /// Held as a `CompactString`: ids up to 24 bytes (almost all) live inline, so decoding an
-/// event allocates nothing for them (allocation was about a third of decoding).
+/// event allocates nothing for them, and the maps keyed by them compare keys without
+/// following a pointer.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Slug(compact_str::CompactString);
 
