@@ -110,15 +110,19 @@ pub(crate) const CODEC_NONE: u8 = 0;
 /// Codec byte: payload compressed with LZ4 (block format, lz4_flex). Written by format 1 and 2
 /// stores; still read.
 pub(crate) const CODEC_LZ4: u8 = 1;
-/// Codec byte: payload compressed with zstd (level [`ZSTD_LEVEL`], one frame). Since format 3:
-/// on this workload packs are ~40 % smaller than with LZ4, mostly because zstd entropy-codes
-/// the 64 hex digits of every `prev_hash`, which LZ4 cannot shrink.
+/// Codec byte: payload compressed with zstd (level [`ZSTD_LEVEL`], one frame). Since format 3.
+/// Any level reads back the same way, so stores written at level 1 (until this level
+/// changed) and at -1 are both read.
 pub(crate) const CODEC_ZSTD: u8 = 2;
 /// Flag on the codec byte: the payload is not in the sled value but in the pack file, and the
 /// value is the header followed by a [`PackPointer`]. Since format 5.
 pub(crate) const EXTERNAL: u8 = 0x80;
-/// zstd level for packs (level 3 was 1 % smaller and slower on the benchmark workload).
-const ZSTD_LEVEL: i32 = 1;
+/// zstd level for packs. At negative levels zstd leaves literals unencoded (no Huffman
+/// stage), which is most of level 1's work on these packs: a 100k import's pack file grows
+/// from 13.0 to 18.2 MB (the store from ~1.0× to ~1.1× the JSON Lines), and the import got
+/// 1.7 % faster in alternating runs (`docs/performance.md`). Level 3 was 1 % smaller than
+/// level 1 and slower.
+const ZSTD_LEVEL: i32 = -1;
 
 type Compressor = zstd::bulk::Compressor<'static>;
 type Decompressor = zstd::bulk::Decompressor<'static>;
