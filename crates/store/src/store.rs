@@ -1628,6 +1628,8 @@ pub(crate) struct LogWriter<'s> {
     /// Where a large write's next pack payload goes in the pack file (starts at the
     /// published length).
     pack_pos: u64,
+    /// A large write's early writeback of the pack file and sled's file.
+    writeback: Option<Writeback>,
 }
 
 impl<'s> LogWriter<'s> {
@@ -1682,6 +1684,7 @@ impl<'s> LogWriter<'s> {
             zstd: PackPipeline::default(),
             wrote_pending: false,
             pack_pos: store.packs_len.load(Ordering::Acquire),
+            writeback: large.then(|| Writeback::start(&store.path)).flatten(),
         })
     }
 
@@ -1740,11 +1743,17 @@ impl<'s> LogWriter<'s> {
         self.store.note_write(0);
         self.store.log.apply_batch(batch)?;
         self.batch_events = 0;
+        if let Some(w) = &self.writeback {
+            w.kick();
+        }
         Ok(())
     }
 
     /// Syncs the pack file when this write put payloads in it.
     fn sync_pack_file(&self) -> Result<()> {
+        if let Some(w) = &self.writeback {
+            w.check()?;
+        }
         if self.pack_pos > self.start_pack_len() {
             self.store.packs.sync_data()?;
             if self.start_pack_len() == 0 {
@@ -1966,6 +1975,95 @@ impl PackPipeline {
     }
 }
 
+/// A large write's early writeback: after each chunk, a thread of its own `fdatasync`s the
+/// pack file and sled's file, so that the disk writes them while the append goes on. The
+/// kernel would otherwise hold every dirty page until the append's final syncs, which then
+/// waited for the whole write (at ~1.5 GB/s on this machine's disk, 12 ms for 16 MiB).
+///
+/// It changes nothing about durability: the append's own syncs still come after the last
+/// write and are what an acknowledgement rests on. The files are opened anew (their own open
+/// file descriptions), so a writeback error that a background sync meets is still reported to
+/// the store's own handles' syncs (Linux reports it to every open file description), and is
+/// also checked by [`Writeback::check`].
+struct Writeback {
+    to: Option<std::sync::mpsc::Sender<()>>,
+    failed: Arc<Mutex<Option<String>>>,
+    /// Rounds of syncs done (for tests).
+    rounds: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writeback {
+    /// Starts the thread for the store at `dir`; `None` if a file cannot be opened or no
+    /// thread started (the append then syncs everything at its end, as without it).
+    fn start(dir: &Path) -> Option<Writeback> {
+        let files = [
+            File::open(dir.join("packs")).ok()?,
+            File::open(dir.join("db")).ok()?,
+        ];
+        let (to, kicks) = std::sync::mpsc::channel::<()>();
+        let failed = Arc::new(Mutex::new(None));
+        let rounds = Arc::new(AtomicU64::new(0));
+        let (failed_in, rounds_in) = (Arc::clone(&failed), Arc::clone(&rounds));
+        let thread = std::thread::Builder::new()
+            .name("writeback".into())
+            .spawn(move || {
+                while kicks.recv().is_ok() {
+                    // Kicks that came meanwhile are covered by this round.
+                    while kicks.try_recv().is_ok() {}
+                    for f in &files {
+                        if let Err(e) = f.sync_data() {
+                            *lock(&failed_in) = Some(e.to_string());
+                            return;
+                        }
+                    }
+                    rounds_in.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .ok()?;
+        Some(Writeback {
+            to: Some(to),
+            failed,
+            rounds,
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks for a writeback round (one is queued at most; never blocks the writer).
+    fn kick(&self) {
+        if let Some(to) = &self.to {
+            let _ = to.send(());
+        }
+    }
+
+    /// Fails if a background sync failed: the disk could not write what the append wrote.
+    fn check(&self) -> Result<()> {
+        match lock(&self.failed).as_ref() {
+            Some(e) => Err(StoreError::Io(std::io::Error::other(format!(
+                "writing the append back to disk failed: {e}"
+            )))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Writeback {
+    fn drop(&mut self) {
+        drop(self.to.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl fmt::Debug for Writeback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Writeback")
+            .field("rounds", &self.rounds.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
 impl PackWorker {
     fn spawn() -> Option<PackWorker> {
         let (to, jobs) = std::sync::mpsc::channel::<Vec<PackBuilder>>();
@@ -2178,6 +2276,40 @@ mod tests {
         }
         assert_eq!(drained, [4, 5, 6, 7, 8]);
         assert_eq!(p.in_flight, 0);
+    }
+
+    #[test]
+    fn writeback_needs_the_pack_file_and_sleds_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Writeback::start(dir.path()).is_none());
+        std::fs::write(dir.path().join("packs"), b"p").unwrap();
+        assert!(Writeback::start(dir.path()).is_none(), "no db file yet");
+        std::fs::write(dir.path().join("db"), b"d").unwrap();
+        assert!(Writeback::start(dir.path()).is_some());
+    }
+
+    #[test]
+    fn writeback_syncs_after_kicks_and_reports_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("packs"), b"p").unwrap();
+        std::fs::write(dir.path().join("db"), b"d").unwrap();
+        let w = Writeback::start(dir.path()).unwrap();
+        for _ in 0..50 {
+            w.kick();
+        }
+        let rounds = Arc::clone(&w.rounds);
+        w.check().unwrap();
+        *lock(&w.failed) = Some("injected EIO".into());
+        let err = w.check().unwrap_err().to_string();
+        assert!(
+            err.contains("writing the append back to disk failed: injected EIO"),
+            "{err}"
+        );
+        // Dropping waits for the kicks sent: at least one round, and kicks that came
+        // during a round are covered by it.
+        drop(w);
+        let n = rounds.load(Ordering::Relaxed);
+        assert!((1..=50).contains(&n), "{n} rounds");
     }
 
     #[test]
