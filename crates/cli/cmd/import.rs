@@ -42,6 +42,8 @@ pub fn run(ctx: &mut Ctx, a: ImportArgs) -> CliResult {
 
     crate::ctx::small_pages();
     let tracker = ctx.open(true)?;
+    // The process ends with this command: what the import is done with is left to the exit.
+    tracker.leave_memory_to_exit();
     let progress = ctx.progress(size, "validating");
     let on_bytes = |n: u64| {
         if size.is_some() {

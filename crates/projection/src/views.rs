@@ -546,6 +546,7 @@ impl ViewSet {
     /// when there is enough to write.
     pub fn write_shadow(&mut self, store: &Store, seq: u64) -> Result<()> {
         self.write(store, seq, Write::Shadow, Prepared::default())
+            .map(drop)
     }
 
     /// For a full build that kept every row in memory (not [`ViewSet::spilled`]): makes each
@@ -650,6 +651,7 @@ impl ViewSet {
     /// on parallel threads when there is enough to write).
     pub fn commit(&mut self, store: &Store, seq: u64) -> Result<()> {
         self.write(store, seq, Write::Atomic, Prepared::default())
+            .map(drop)
     }
 
     /// Takes every view's changes and encodes their rows as [`ViewSet::commit`] would, without
@@ -688,7 +690,14 @@ impl ViewSet {
     }
 
     /// Writes every view in this pass (see [`write_view`]) and advances its checkpoint.
-    fn write(&mut self, store: &Store, seq: u64, how: Write, prepared: Prepared) -> Result<()> {
+    /// Returns the written changes, for the caller to free (or leave to the process's exit).
+    fn write(
+        &mut self,
+        store: &Store,
+        seq: u64,
+        how: Write,
+        prepared: Prepared,
+    ) -> Result<Vec<Written>> {
         let (from, versions) = (self.from, self.versions);
         let parallel = self.pending_changes()
             + prepared
@@ -712,12 +721,15 @@ impl ViewSet {
             || write_view(documents, store, from[2], seq, versions[2], how, p2),
             || write_view(sources, store, from[3], seq, versions[3], how, p3),
         );
+        let mut written = Vec::new();
         for (i, r) in out.into_iter().enumerate() {
-            if let Some(cp) = r? {
+            let (cp, w) = r?;
+            if let Some(cp) = cp {
                 self.from[i] = Some(cp);
             }
+            written.extend(w);
         }
-        Ok(())
+        Ok(written)
     }
 }
 
@@ -783,6 +795,24 @@ struct PreparedView {
 /// Each view's [`PreparedView`] (`None` for a view not in the pass).
 type Prepared = [Option<PreparedView>; 4];
 
+/// One view's changes and encoded rows after they were written.
+type Written = (Changes, EncodedRows);
+
+/// What a committed [`PreparedViews`] leaves behind: the views' rows in memory and the changes
+/// that were written. Dropping it frees them (~15 ms after a 100k import, on the committing
+/// thread); a process about to exit may leave them to the exit instead (see
+/// [`crate::Tracker::leave_memory_to_exit`]).
+pub struct SpentViews {
+    _set: ViewSet,
+    _written: Vec<Written>,
+}
+
+impl std::fmt::Debug for SpentViews {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpentViews").finish_non_exhaustive()
+    }
+}
+
 /// A [`ViewSet`] whose changes [`ViewSet::prepare`] took and encoded, ready to commit.
 #[derive(Debug)]
 pub struct PreparedViews {
@@ -818,9 +848,14 @@ impl PreparedViews {
     }
 
     /// Writes the prepared changes with checkpoint `seq`, as [`ViewSet::commit`] does (a
-    /// staged view is published).
-    pub fn commit(mut self, store: &Store, seq: u64) -> Result<()> {
-        self.set.write(store, seq, Write::Atomic, self.prepared)
+    /// staged view is published). Returns what is left in memory, for the caller to drop.
+    pub fn commit(self, store: &Store, seq: u64) -> Result<SpentViews> {
+        let PreparedViews { mut set, prepared } = self;
+        let written = set.write(store, seq, Write::Atomic, prepared)?;
+        Ok(SpentViews {
+            _set: set,
+            _written: written,
+        })
     }
 
     /// Drops what [`PreparedViews::stage`] wrote, for changes that will not be committed.
@@ -854,8 +889,10 @@ fn write_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + Partia
     version: u32,
     how: Write,
     prepared: Option<PreparedView>,
-) -> Result<Option<u64>> {
-    let Some(from) = from else { return Ok(None) };
+) -> Result<(Option<u64>, Option<Written>)> {
+    let Some(from) = from else {
+        return Ok((None, None));
+    };
     let ns = rows.ns().to_owned();
     let checkpoint = seq.max(from);
     match how {
@@ -866,7 +903,7 @@ fn write_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + Partia
                 Some(p) => {
                     if let Some(staged) = p.staged {
                         if store.view_publish(staged, checkpoint)?.is_some() {
-                            return Ok(Some(checkpoint));
+                            return Ok((Some(checkpoint), Some((p.changes, p.encoded))));
                         }
                         // Created meanwhile: the changes are committed on top of it.
                     }
@@ -880,7 +917,7 @@ fn write_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + Partia
             };
             if seq > from || !changes.is_empty() {
                 store.view_commit_encoded(&ns, &changes, &encoded, checkpoint, version)?;
-                return Ok(Some(checkpoint));
+                return Ok((Some(checkpoint), Some((changes, encoded))));
             }
         }
         Write::Shadow => {
@@ -897,11 +934,11 @@ fn write_view<T: serde::Serialize + serde::de::DeserializeOwned + Clone + Partia
             rows.evict();
             if seq > from || wrote {
                 store.view_commit(&ns, &[], checkpoint, version)?;
-                return Ok(Some(checkpoint));
+                return Ok((Some(checkpoint), None));
             }
         }
     }
-    Ok(None)
+    Ok((None, None))
 }
 
 /// Events applied between two commits of a catch-up or rebuild.

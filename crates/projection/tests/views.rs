@@ -567,3 +567,46 @@ fn an_import_whose_view_preparation_fails_still_gets_its_views() {
         assert!(t.verify(&|_| {}).unwrap().views.iter().all(|v| v.3));
     }
 }
+
+/// An import whose tracker leaves its memory to the process's exit (as the CLI's does) commits
+/// the same views as one that frees it, and closing stores everything: after a reopen the
+/// board is the same and `verify` passes. The second import in the same session shows that
+/// what the first parked does not stand in the way of the next.
+#[test]
+fn an_import_that_leaves_its_memory_to_the_exit_commits_the_same_views() {
+    let lines = seed_lines();
+    let clock = TestClock::at("2024-01-22T09:00:00Z");
+    let board = |t: &Tracker| {
+        t.list(&at("2024-03-15"), &ListFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|c| {
+                let mut j = serde_json::to_value(&c).unwrap();
+                j.as_object_mut().unwrap().remove("known_at");
+                j
+            })
+            .collect::<Vec<_>>()
+    };
+    let run = |leave: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let t = open(&path, &clock);
+        if leave {
+            t.leave_memory_to_exit();
+        }
+        assert_eq!(import_lines(&t, &lines[..9]).appended, 9);
+        let report = import_lines(&t, &lines[9..]);
+        assert_eq!(report.appended, (lines.len() - 9) as u64);
+        let live = board(&t);
+        t.close();
+        let t = open(&path, &clock);
+        assert_eq!(board(&t), live, "leave = {leave}: after a reopen");
+        let v = t.verify(&|_| {}).unwrap();
+        assert_eq!(v.log_problem, None);
+        assert!(v.views.iter().all(|(_, _, _, ok)| *ok), "{:?}", v.views);
+        live
+    };
+    let freed = run(false);
+    assert!(!freed.is_empty());
+    assert_eq!(run(true), freed);
+}
