@@ -249,42 +249,86 @@ impl Run {
 
 /// Encodes sorted, unique entries as run `id`. Returns the run and the sled writes.
 pub(crate) fn encode_run(id: u64, entries: &[Entry]) -> (Run, Writes) {
+    assemble_run(id, vec![RunPart::encode(entries)])
+}
+
+/// A stretch of a run's sorted entries encoded into blocks, before the run's block numbers
+/// are known: the parts of one run can be encoded on different threads and then put
+/// together in key order by [`assemble_run`].
+#[derive(Debug, Default)]
+pub(crate) struct RunPart {
+    count: u64,
+    fences: Vec<Vec<u8>>,
+    /// Each block's stored value (codec byte, raw length, payload), in order.
+    blocks: Vec<Vec<u8>>,
+    last_key: Option<Vec<u8>>,
+}
+
+impl RunPart {
+    /// Encodes sorted, unique entries.
+    pub(crate) fn encode(entries: &[Entry]) -> RunPart {
+        let mut part = RunPart {
+            count: entries.len() as u64,
+            last_key: entries.last().map(|e| e.0.clone()),
+            ..RunPart::default()
+        };
+        let mut raw = Vec::with_capacity(BLOCK_RAW_CAP + 128);
+        let flush = |raw: &mut Vec<u8>, blocks: &mut Vec<Vec<u8>>| {
+            let c = lz4_flex::block::compress(raw);
+            let (codec, payload) = if c.len() < raw.len() {
+                (CODEC_LZ4, c)
+            } else {
+                (CODEC_NONE, raw.clone())
+            };
+            let mut v = Vec::with_capacity(5 + payload.len());
+            v.push(codec);
+            v.extend_from_slice(&(raw.len() as u32).to_be_bytes());
+            v.extend_from_slice(&payload);
+            blocks.push(v);
+            raw.clear();
+        };
+        for (k, seq) in entries {
+            if raw.is_empty() {
+                part.fences.push(k.clone());
+            }
+            raw.push(k.len() as u8);
+            raw.extend_from_slice(k);
+            raw.extend_from_slice(&seq.to_be_bytes());
+            if raw.len() >= BLOCK_RAW_CAP {
+                flush(&mut raw, &mut part.blocks);
+            }
+        }
+        if !raw.is_empty() {
+            flush(&mut raw, &mut part.blocks);
+        }
+        part
+    }
+}
+
+/// Puts run `id` together from parts whose keys ascend from one part to the next (each
+/// part's blocks numbered after the previous part's). Returns the run and the sled writes.
+pub(crate) fn assemble_run(id: u64, parts: Vec<RunPart>) -> (Run, Writes) {
     let mut writes = Vec::new();
     let mut fences = Vec::new();
-    let mut raw = Vec::with_capacity(BLOCK_RAW_CAP + 128);
-    let flush = |raw: &mut Vec<u8>, writes: &mut Writes, n: u32| {
-        let c = lz4_flex::block::compress(raw);
-        let (codec, payload) = if c.len() < raw.len() {
-            (CODEC_LZ4, c)
-        } else {
-            (CODEC_NONE, raw.clone())
-        };
-        let mut v = Vec::with_capacity(5 + payload.len());
-        v.push(codec);
-        v.extend_from_slice(&(raw.len() as u32).to_be_bytes());
-        v.extend_from_slice(&payload);
-        writes.push((block_key(id, n).to_vec(), v));
-        raw.clear();
-    };
-    for (k, seq) in entries {
-        if raw.is_empty() {
-            fences.push(k.clone());
+    let mut count = 0;
+    let mut last_key = Vec::new();
+    for part in parts {
+        count += part.count;
+        for v in part.blocks {
+            // Only blocks are written before the header: the next block's number.
+            let n = writes.len() as u32;
+            writes.push((block_key(id, n).to_vec(), v));
         }
-        raw.push(k.len() as u8);
-        raw.extend_from_slice(k);
-        raw.extend_from_slice(&seq.to_be_bytes());
-        if raw.len() >= BLOCK_RAW_CAP {
-            flush(&mut raw, &mut writes, fences.len() as u32 - 1);
+        fences.extend(part.fences);
+        if let Some(k) = part.last_key {
+            last_key = k;
         }
-    }
-    if !raw.is_empty() {
-        flush(&mut raw, &mut writes, fences.len() as u32 - 1);
     }
     let run = Run {
         id,
-        count: entries.len() as u64,
+        count,
         fences,
-        last_key: entries.last().map(|e| e.0.clone()).unwrap_or_default(),
+        last_key,
         cache: Mutex::default(),
     };
     let header = run.encode_header();
