@@ -22,6 +22,7 @@ struct ImportJson<'a> {
 /// Runs `import`.
 pub fn run(ctx: &mut Ctx, a: ImportArgs) -> CliResult {
     let stdin = a.file.as_os_str() == "-";
+    let mut _read_ahead = None;
     let (reader, size): (Box<dyn BufRead + Send>, Option<u64>) = if stdin {
         (
             Box::new(BufReader::with_capacity(256 * 1024, io::stdin())),
@@ -37,6 +38,7 @@ pub fn run(ctx: &mut Ctx, a: ImportArgs) -> CliResult {
             )));
         }
         let size = f.metadata().ok().map(|m| m.len());
+        _read_ahead = Some(crate::ctx::read_ahead(&f));
         (Box::new(BufReader::with_capacity(256 * 1024, f)), size)
     };
 
