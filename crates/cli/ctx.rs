@@ -65,13 +65,11 @@ const SMALL_PAGES_FROM: u64 = 32 << 20;
 
 /// Asks the kernel not to back this process's memory with transparent huge pages (Linux;
 /// elsewhere, and if the kernel refuses, nothing changes). For the commands that hold much
-/// memory (`restore`, and `rebuild` and `verify` on a large store): partly used 2 MiB pages
-/// added 30–60 MiB to their peaks, and the kernel zeroes every page first touched (a 100k
-/// import went from 1.455 to 1.295 s, medians of 6, peak RSS 264 → 211 MiB; see
-/// `docs/performance.md`). `import` asked for small pages too until it stopped freeing its
-/// memory before the exit, which turned the balance: see `cmd/import.rs`. The other commands
-/// keep huge pages: at open sled touches ~23 MiB of metrics, a dozen faults in huge pages and
-/// ~6,000 in small ones.
+/// memory (`import`, `restore`, and `rebuild` and `verify` on a large store): partly used
+/// 2 MiB pages added 30–60 MiB to their peaks, and the kernel zeroes every page first touched
+/// (a 100k import went from 1.455 to 1.295 s, medians of 6, peak RSS 264 → 211 MiB; see
+/// `docs/performance.md`). The other commands keep huge pages: at open sled touches ~23 MiB
+/// of metrics, a dozen faults in huge pages and ~6,000 in small ones.
 pub fn small_pages() {
     #[cfg(target_os = "linux")]
     let _ = nix::sys::prctl::set_thp_disable(true);

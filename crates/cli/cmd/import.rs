@@ -42,9 +42,7 @@ pub fn run(ctx: &mut Ctx, a: ImportArgs) -> CliResult {
         (Box::new(BufReader::with_capacity(256 * 1024, f)), size)
     };
 
-    // Huge pages stay on (unlike `restore`, `rebuild`, `verify`): now that what the import is
-    // done with is left to the exit (below) rather than freed and purged, 2 MiB pages made a
-    // 100k import ~9 % faster for ~45 MiB more peak RSS (`docs/performance.md`).
+    crate::ctx::small_pages();
     let tracker = ctx.open(true)?;
     // The process ends with this command: what the import is done with is left to the exit.
     tracker.leave_memory_to_exit();
