@@ -43,7 +43,7 @@ pub fn run(ctx: &mut Ctx, a: ImportArgs) -> CliResult {
     };
 
     crate::ctx::small_pages();
-    let tracker = ctx.open(true)?;
+    let tracker = ctx.open_bulk()?;
     // The process ends with this command: what the import is done with is left to the exit.
     tracker.leave_memory_to_exit();
     let progress = ctx.progress(size, "validating");
