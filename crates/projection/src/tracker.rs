@@ -385,18 +385,20 @@ impl Tracker {
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Keeps `what` until [`Tracker::close`] (see [`Tracker::leave_memory_to_exit`]), or
-    /// frees it now.
-    fn park<T: Send + 'static>(&self, what: T) {
-        if self
+    /// Keeps `what` until [`Tracker::close`] when the memory is left to the exit (see
+    /// [`Tracker::leave_memory_to_exit`]); otherwise hands it back, for the caller to free.
+    fn park<T: Send + 'static>(&self, what: T) -> Option<T> {
+        if !self
             .leave_to_exit
             .load(std::sync::atomic::Ordering::Relaxed)
         {
-            self.parked
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(Box::new(what));
+            return Some(what);
         }
+        self.parked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(what));
+        None
     }
 
     /// Opens the store at `path` and brings its views up to date: a view whose stored version
@@ -844,18 +846,12 @@ impl Tracker {
         // Freeing ~100k bodies is ~1 % of a 100k import: a thread of its own does it while
         // the views are committed (or, if no thread can be started, the batch is freed here),
         // unless it is left to the process's exit.
-        let freeing = if self
-            .leave_to_exit
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            self.park(batch);
-            None
-        } else {
+        let freeing = self.park(batch).and_then(|batch| {
             std::thread::Builder::new()
                 .name("import-free".into())
                 .spawn(move || drop(batch))
                 .ok()
-        };
+        });
         report.appended = outcome.appended;
         report.duplicates += outcome.duplicates;
         report.first_seq = outcome.first_seq;
@@ -865,7 +861,7 @@ impl Tracker {
         // are caught up from the log instead, never reported as a failed import.
         let views_done = match prepared {
             Some(prepared) => prepared.commit(&self.store, next_seq).map(|spent| {
-                self.park(spent);
+                drop(self.park(spent));
                 progress(report.events)
             }),
             None => self.catch_up(progress).map(|_| ()),

@@ -33,16 +33,7 @@ fn known_at_between_two_imports_shows_the_first_board_exactly() {
             .into(),
     );
     let then = t.list(&between, &ListFilter::default()).unwrap();
-    let strip = |v: &[commitments_projection::CommitmentView]| {
-        v.iter()
-            .map(|c| {
-                let mut j = serde_json::to_value(c).unwrap();
-                j.as_object_mut().unwrap().remove("known_at");
-                j
-            })
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(strip(&then), strip(&first));
+    assert_eq!(without_known_at(&then), without_known_at(&first));
     assert_eq!(then.len(), 4);
     assert_eq!(
         t.list(&at("2024-03-15"), &ListFilter::default())
@@ -527,17 +518,6 @@ fn a_pass_over_the_log_reports_the_first_damage_in_log_order() {
 fn an_import_whose_view_preparation_fails_still_gets_its_views() {
     let lines = seed_lines();
     let clock = TestClock::at("2024-01-22T09:00:00Z");
-    let board = |t: &Tracker| {
-        t.list(&at("2024-03-15"), &ListFilter::default())
-            .unwrap()
-            .into_iter()
-            .map(|c| {
-                let mut j = serde_json::to_value(&c).unwrap();
-                j.as_object_mut().unwrap().remove("known_at");
-                j
-            })
-            .collect::<Vec<_>>()
-    };
     let reference = {
         let dir = tempfile::tempdir().unwrap();
         let t = open(&dir.path().join("db"), &clock);
@@ -576,17 +556,6 @@ fn an_import_whose_view_preparation_fails_still_gets_its_views() {
 fn an_import_that_leaves_its_memory_to_the_exit_commits_the_same_views() {
     let lines = seed_lines();
     let clock = TestClock::at("2024-01-22T09:00:00Z");
-    let board = |t: &Tracker| {
-        t.list(&at("2024-03-15"), &ListFilter::default())
-            .unwrap()
-            .into_iter()
-            .map(|c| {
-                let mut j = serde_json::to_value(&c).unwrap();
-                j.as_object_mut().unwrap().remove("known_at");
-                j
-            })
-            .collect::<Vec<_>>()
-    };
     let run = |leave: bool| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");

@@ -13,10 +13,9 @@
 //! they are).
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use std::path::Path;
-use std::time::Instant;
+mod common;
 
-use commitments_store::{OpenOptions, Store};
+use std::time::Instant;
 
 const DICT: &[u8] = include_bytes!("../src/row_dict.bin");
 
@@ -31,14 +30,7 @@ fn main() {
     } else {
         namespaces
     };
-    let s = Store::open(
-        Path::new(dir),
-        OpenOptions {
-            create: false,
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    let s = common::open_existing(dir);
     let mut rows: Vec<Vec<u8>> = Vec::new();
     for ns in namespaces {
         for kv in s.view_scan(ns, b"") {

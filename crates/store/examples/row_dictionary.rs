@@ -13,23 +13,14 @@
 //! shortest offsets, so the most common kind of row (commitments) goes last.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use std::path::Path;
-
-use commitments_store::{OpenOptions, Store};
+mod common;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [dir, out, namespaces @ ..] = args.as_slice() else {
         panic!("usage: row_dictionary STORE_DIR OUT NAMESPACE...");
     };
-    let s = Store::open(
-        Path::new(dir),
-        OpenOptions {
-            create: false,
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    let s = common::open_existing(dir);
     let mut dict = Vec::new();
     for ns in namespaces {
         for kv in s.view_scan(ns, b"") {

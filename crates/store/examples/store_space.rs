@@ -3,23 +3,16 @@
 //! `cargo run --release -p commitments-store --example store_space -- STORE_DIR`
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-
-use commitments_store::{OpenOptions, Store};
 
 fn main() {
     let dir = std::env::args()
         .nth(1)
         .expect("usage: store_space STORE_DIR");
-    let s = Store::open(
-        Path::new(&dir),
-        OpenOptions {
-            create: false,
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    let s = common::open_existing(&dir);
     let mut by: BTreeMap<String, (u64, u64, u64, u64)> = BTreeMap::new();
     for (name, tree) in s.debug_all_trees() {
         let name = if name.starts_with("view-gen-") {

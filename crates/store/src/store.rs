@@ -240,6 +240,11 @@ fn open_sled_within(
     }
 }
 
+/// The pack file's name in the store's directory.
+const PACK_FILE: &str = "packs";
+/// sled's data file's name in the store's directory (sled 0.34 names it so).
+const SLED_FILE: &str = "db";
+
 /// Opens (or creates) the pack file `<dir>/packs` and cuts off anything past its published
 /// length `published` (the payloads of a large append that never published). The directory
 /// is fsynced by the first large append that publishes payloads in it.
@@ -249,7 +254,7 @@ fn open_pack_file(dir: &Path, published: u64) -> Result<File> {
         .write(true)
         .create(true)
         .truncate(false)
-        .open(dir.join("packs"))?;
+        .open(dir.join(PACK_FILE))?;
     if f.metadata()?.len() > published {
         f.set_len(published)?;
     }
@@ -303,7 +308,7 @@ impl Store {
     /// [`StoreError::UnsupportedFormat`] when it was written by another format version.
     /// Removes leftovers of an interrupted large append (anything past the published head).
     pub fn open(path: &Path, opts: OpenOptions) -> Result<Store> {
-        if !opts.create && !path.join("db").exists() {
+        if !opts.create && !path.join(SLED_FILE).exists() {
             return Err(StoreError::NotFound {
                 path: path.to_path_buf(),
             });
@@ -312,7 +317,7 @@ impl Store {
         let db = open_sled(&config, path)?;
         let log = db.open_tree("log")?;
         let views = db.open_tree("views")?;
-        let db_file = File::open(path.join("db"))?;
+        let db_file = File::open(path.join(SLED_FILE))?;
 
         match log.get(codec::K_FORMAT)? {
             Some(v) => {
@@ -1887,29 +1892,31 @@ fn encode_index_run(
     ids: Vec<([u8; 16], u64)>,
     streams: Vec<Entry>,
 ) -> (index::Run, index::Writes) {
-    fn id_part(mut ids: Vec<([u8; 16], u64)>) -> index::RunPart {
+    fn id_entries(mut ids: Vec<([u8; 16], u64)>) -> Vec<Entry> {
         ids.sort_unstable();
-        let entries: Vec<Entry> = ids
-            .into_iter()
+        ids.into_iter()
             .map(|(id, seq)| (index::id_entry(&Uuid::from_bytes(id)), seq))
-            .collect();
-        index::RunPart::encode(&entries)
+            .collect()
     }
-    fn stream_part(mut streams: Vec<Entry>) -> index::RunPart {
+    fn stream_entries(mut streams: Vec<Entry>) -> Vec<Entry> {
         streams.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        index::RunPart::encode(&streams)
+        streams
     }
     let parts = if ids.len().min(streams.len()) >= PARALLEL_RUN_MIN {
         // The ids go through a cell so that, if no thread can be started, they are still here
         // to be encoded on this one.
         let ids = Mutex::new(Some(ids));
-        let take = || lock(&ids).take().map(id_part);
+        let take = || {
+            lock(&ids)
+                .take()
+                .map(|ids| index::RunPart::encode(&id_entries(ids)))
+        };
         std::thread::scope(|s| {
             let ids_thread = std::thread::Builder::new()
                 .name("index-run-ids".into())
                 .spawn_scoped(s, take)
                 .ok();
-            let streams = stream_part(streams);
+            let streams = index::RunPart::encode(&stream_entries(streams));
             let ids = match ids_thread {
                 Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
                 None => take(),
@@ -1917,16 +1924,8 @@ fn encode_index_run(
             vec![ids.unwrap_or_default(), streams]
         })
     } else {
-        let mut ids = ids;
-        let mut streams = streams;
-        ids.sort_unstable();
-        streams.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut entries: Vec<Entry> = Vec::with_capacity(ids.len() + streams.len());
-        entries.extend(
-            ids.into_iter()
-                .map(|(id, seq)| (index::id_entry(&Uuid::from_bytes(id)), seq)),
-        );
-        entries.append(&mut streams);
+        let mut entries = id_entries(ids);
+        entries.append(&mut stream_entries(streams));
         vec![index::RunPart::encode(&entries)]
     };
     index::assemble_run(run_id, parts)
@@ -2038,8 +2037,8 @@ impl Writeback {
     /// thread started (the append then syncs everything at its end, as without it).
     fn start(dir: &Path) -> Option<Writeback> {
         let files = [
-            File::open(dir.join("packs")).ok()?,
-            File::open(dir.join("db")).ok()?,
+            File::open(dir.join(PACK_FILE)).ok()?,
+            File::open(dir.join(SLED_FILE)).ok()?,
         ];
         let (to, kicks) = std::sync::mpsc::channel::<()>();
         let failed = Arc::new(Mutex::new(None));
@@ -2069,7 +2068,8 @@ impl Writeback {
         })
     }
 
-    /// Asks for a writeback round (one is queued at most; never blocks the writer).
+    /// Asks for a writeback round (kicks that come during a round are covered by the next
+    /// one; never blocks the writer).
     fn kick(&self) {
         if let Some(to) = &self.to {
             let _ = to.send(());
@@ -2373,17 +2373,17 @@ mod tests {
     fn writeback_needs_the_pack_file_and_sleds_file() {
         let dir = tempfile::tempdir().unwrap();
         assert!(Writeback::start(dir.path()).is_none());
-        std::fs::write(dir.path().join("packs"), b"p").unwrap();
+        std::fs::write(dir.path().join(PACK_FILE), b"p").unwrap();
         assert!(Writeback::start(dir.path()).is_none(), "no db file yet");
-        std::fs::write(dir.path().join("db"), b"d").unwrap();
+        std::fs::write(dir.path().join(SLED_FILE), b"d").unwrap();
         assert!(Writeback::start(dir.path()).is_some());
     }
 
     #[test]
     fn writeback_syncs_after_kicks_and_reports_a_failure() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("packs"), b"p").unwrap();
-        std::fs::write(dir.path().join("db"), b"d").unwrap();
+        std::fs::write(dir.path().join(PACK_FILE), b"p").unwrap();
+        std::fs::write(dir.path().join(SLED_FILE), b"d").unwrap();
         let w = Writeback::start(dir.path()).unwrap();
         for _ in 0..50 {
             w.kick();

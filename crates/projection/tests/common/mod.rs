@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use commitments_domain::event::Event;
-use commitments_projection::{ImportReport, ReadAt, Tracker, TrackerOptions};
+use commitments_projection::{
+    CommitmentView, ImportReport, ListFilter, ReadAt, Tracker, TrackerOptions,
+};
 
 /// A clock the test moves.
 #[derive(Clone, Debug)]
@@ -113,4 +115,22 @@ pub fn append_behind_views(t: &Tracker, lines: &[String]) {
         })
         .collect();
     t.store().append(&events, &[]).unwrap();
+}
+
+/// Commitment views as JSON without `known_at` (the store's clock when read), for comparing
+/// boards read in different sessions.
+pub fn without_known_at(views: &[CommitmentView]) -> Vec<serde_json::Value> {
+    views
+        .iter()
+        .map(|c| {
+            let mut j = serde_json::to_value(c).unwrap();
+            j.as_object_mut().unwrap().remove("known_at");
+            j
+        })
+        .collect()
+}
+
+/// The board as of 2024-03-15, without `known_at` (see [`without_known_at`]).
+pub fn board(t: &Tracker) -> Vec<serde_json::Value> {
+    without_known_at(&t.list(&at("2024-03-15"), &ListFilter::default()).unwrap())
 }
